@@ -1,0 +1,14 @@
+"""oasis_tf: OASIS semantic image synthesis in Keras 3 / TensorFlow.
+
+The public surface is documented in the README and in ``shared/API.md``:
+``OASISGenerator``, ``OASISDiscriminator``, ``oasis_tf.convert`` and, as they
+land, training, data, export and metrics.
+"""
+
+from oasis_tf.models.generator import OASISGenerator
+from oasis_tf.models.discriminator import OASISDiscriminator
+from oasis_tf import convert
+
+__version__ = "0.1.0"
+
+__all__ = ["OASISGenerator", "OASISDiscriminator", "convert", "__version__"]

@@ -1,0 +1,77 @@
+"""Resampling ops with PyTorch's index conventions (channels-last).
+
+PyTorch's ``F.interpolate(mode="nearest")`` and ``nn.Upsample(scale_factor=2)``
+take, per axis, the source index ``floor(dst * in / out)``. For an integer
+downsampling factor ``k`` that is the top-left pixel of every ``k x k`` block.
+``tf.image.resize(method="nearest")`` uses half-pixel centres and picks other
+pixels, so it must not be used for label maps or noise maps here.
+"""
+
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+
+def torch_nearest_indices(in_size, out_size):
+    """Source indices PyTorch's nearest interpolation reads for one axis.
+
+    Args:
+        in_size: input length along the axis.
+        out_size: output length along the axis.
+
+    Returns:
+        int32 numpy array of length ``out_size``.
+    """
+    scale = np.float32(in_size) / np.float32(out_size)
+    src = np.floor(np.arange(out_size, dtype=np.float32) * scale).astype(np.int64)
+    return np.minimum(src, in_size - 1).astype(np.int32)
+
+
+def _resize_axis(x, axis, out_size):
+    in_size = x.shape[axis]
+    if in_size is None:
+        raise ValueError(
+            f"nearest resize needs a static size on axis {axis}; got shape {x.shape}")
+    if in_size == out_size:
+        return x
+    if in_size % out_size == 0:
+        step = in_size // out_size
+        slices = [slice(None)] * len(x.shape)
+        slices[axis] = slice(None, None, step)
+        return x[tuple(slices)]
+    if out_size % in_size == 0:
+        return ops.repeat(x, out_size // in_size, axis=axis)
+    return tf.gather(x, torch_nearest_indices(in_size, out_size), axis=axis)
+
+
+def resize_nearest(x, size):
+    """Nearest resize of a [B, H, W, C] tensor to ``size`` like PyTorch.
+
+    Args:
+        x: tensor [B, H, W, C] with static H and W.
+        size: (height, width) of the output.
+
+    Returns:
+        The resized tensor, same dtype.
+    """
+    x = _resize_axis(x, 1, int(size[0]))
+    return _resize_axis(x, 2, int(size[1]))
+
+
+def upsample_2x(x):
+    """Nearest 2x upsampling (every pixel repeated 2 x 2).
+
+    Args:
+        x: tensor [B, H, W, C].
+    """
+    x = ops.repeat(x, 2, axis=1)
+    return ops.repeat(x, 2, axis=2)
+
+
+def avg_pool_2x(x):
+    """2 x 2 average pooling with stride 2, like ``nn.AvgPool2d(2)``.
+
+    Args:
+        x: tensor [B, H, W, C].
+    """
+    return ops.average_pool(x, pool_size=2, strides=2, padding="valid")

@@ -1,0 +1,131 @@
+"""Convolution with optional spectral normalisation, PyTorch semantics.
+
+``keras.layers.SpectralNormalization`` overwrites the kernel with ``W / sigma``
+and passes no gradient through sigma, so it cannot reproduce
+``torch.nn.utils.spectral_norm``. This layer keeps the raw kernel as the
+trainable weight and the power-iteration vectors ``u`` and ``v`` as
+non-trainable state:
+
+* training call: one power iteration ``v = normalize(W^T u)``,
+  ``u = normalize(W v)`` (no gradient), store ``u`` and ``v``;
+* every call: ``sigma = u^T W v`` with gradient through ``W``; the convolution
+  uses ``W / sigma`` (the bias is not normalised);
+* inference call: no power iteration, sigma from the stored ``u`` and ``v``.
+
+``W`` is the kernel as a matrix with one row per output channel. The kernel is
+stored channels-last, ``[kh, kw, in, out]``, so ``W = reshape(kernel,
+[kh*kw*in, out])^T`` and ``v`` is ordered ``(kh, kw, in)``; PyTorch orders it
+``(in, kh, kw)``, which the checkpoint converter permutes.
+"""
+
+import keras
+from keras import ops
+
+_EPS = 1e-12
+
+
+def l2_normalize(x, eps=_EPS):
+    """``x / max(||x||, eps)`` like ``torch.nn.functional.normalize``."""
+    return x / ops.maximum(ops.sqrt(ops.sum(ops.square(x))), eps)
+
+
+class UnitNormal(keras.initializers.Initializer):
+    """A standard normal vector scaled to unit length (PyTorch's u/v init)."""
+
+    def __init__(self, seed=None):
+        self.seed = seed
+
+    def __call__(self, shape, dtype=None):
+        x = keras.random.normal(shape, dtype=dtype or "float32", seed=self.seed)
+        return l2_normalize(x)
+
+    def get_config(self):
+        return {"seed": self.seed}
+
+
+def torch_xavier_normal(gain=0.02):
+    """The official OASIS init: ``xavier_normal_(gain=0.02)`` on every conv."""
+    return keras.initializers.VarianceScaling(
+        scale=gain * gain, mode="fan_avg", distribution="untruncated_normal")
+
+
+@keras.saving.register_keras_serializable(package="oasis_tf")
+class Conv2D(keras.layers.Layer):
+    """Stride-1, zero-padded conv, optionally spectrally normalised.
+
+    Args:
+        filters: output channels.
+        kernel_size: square kernel size (3 -> padding 1, 1 -> padding 0).
+        use_bias: add a bias (not spectrally normalised).
+        spectral_norm: apply PyTorch-style spectral normalisation.
+    """
+
+    def __init__(self, filters, kernel_size=3, use_bias=True, spectral_norm=False,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.kernel_size = int(kernel_size)
+        self.use_bias = bool(use_bias)
+        self.spectral_norm = bool(spectral_norm)
+
+    def build(self, input_shape):
+        if self.built:
+            return
+        in_channels = int(input_shape[-1])
+        k = self.kernel_size
+        self.kernel = self.add_weight(
+            name="kernel", shape=(k, k, in_channels, self.filters),
+            initializer=torch_xavier_normal(), autocast=False)
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(name="bias", shape=(self.filters,),
+                                        initializer="zeros", autocast=False)
+        if self.spectral_norm:
+            # Written in replica context during training; every replica
+            # computes the same values, so the first replica's copy is kept.
+            self.sn_u = self.add_weight(
+                name="sn_u", shape=(self.filters,), initializer=UnitNormal(),
+                trainable=False, autocast=False, aggregation="only_first_replica")
+            self.sn_v = self.add_weight(
+                name="sn_v", shape=(k * k * in_channels,), initializer=UnitNormal(),
+                trainable=False, autocast=False, aggregation="only_first_replica")
+        self.built = True
+
+    def normalized_kernel(self, training=False):
+        """The kernel the convolution uses (``W / sigma`` when normalised).
+
+        Args:
+            training: run one power iteration and store ``u`` and ``v`` first.
+        """
+        kernel = ops.convert_to_tensor(self.kernel)
+        if not self.spectral_norm:
+            return kernel
+        w_t = ops.reshape(kernel, (-1, self.filters))  # W^T: [kh*kw*in, out]
+        u = ops.convert_to_tensor(self.sn_u)
+        v = ops.convert_to_tensor(self.sn_v)
+        if training:
+            w_const = ops.stop_gradient(w_t)
+            v = l2_normalize(ops.matmul(w_const, u))
+            u = l2_normalize(ops.matmul(v, w_const))
+            self.sn_u.assign(u)
+            self.sn_v.assign(v)
+            u = ops.stop_gradient(u)
+            v = ops.stop_gradient(v)
+        sigma = ops.sum(u * ops.matmul(v, w_t))
+        return kernel / sigma
+
+    def call(self, x, training=False):
+        kernel = ops.cast(self.normalized_kernel(bool(training)), x.dtype)
+        y = ops.conv(x, kernel, strides=1, padding="same" if self.kernel_size > 1 else "valid")
+        if self.use_bias:
+            y = y + ops.cast(self.bias, x.dtype)
+        return y
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.filters,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(filters=self.filters, kernel_size=self.kernel_size,
+                      use_bias=self.use_bias, spectral_norm=self.spectral_norm)
+        return config

@@ -1,0 +1,238 @@
+"""The OASIS generator: SPADE-ResNet from a label map and (3D) noise to an image."""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from oasis_tf.layers.blocks import SPADEResBlock, leaky_relu
+from oasis_tf.layers.normalization import NORM_TYPES
+from oasis_tf.layers.resize import resize_nearest, upsample_2x
+from oasis_tf.layers.spectral_norm import Conv2D
+
+# Official channel multipliers for six blocks: [16, 16, 16, 8, 4, 2, 1] x ch.
+_OFFICIAL_MULTIPLIERS = (16, 16, 16, 8, 4, 2, 1)
+
+
+def generator_widths(base_channels, num_res_blocks=6):
+    """Widths before, between and after the residual blocks.
+
+    Six blocks give the official ``[16, 16, 16, 8, 4, 2, 1] x ch``. Fewer blocks
+    keep the last entries, more blocks repeat 16 at the front (the official code
+    only builds with six).
+
+    Args:
+        base_channels: ``ch`` (``channels_G``; 64 in the official runs).
+        num_res_blocks: number of SPADE residual blocks.
+
+    Returns:
+        A list of ``num_res_blocks + 1`` ints.
+    """
+    n = int(num_res_blocks) + 1
+    mults = list(_OFFICIAL_MULTIPLIERS)
+    mults = [16] * (n - len(mults)) + mults if n > len(mults) else mults[-n:]
+    return [m * int(base_channels) for m in mults]
+
+
+@keras.saving.register_keras_serializable(package="oasis_tf")
+class OASISGenerator(keras.Model):
+    """Generator of OASIS (channels-last).
+
+    Call it with ``{"label": label, "noise": noise}``:
+
+    * ``label``: int32 class ids [B, H, W], or a float one-hot map
+      [B, H, W, num_classes];
+    * ``noise``: float32 [B, z_dim] (constant over the image, as the official
+      code) or [B, H, W, z_dim] (per pixel; allows resampling single regions).
+      When absent, standard normal noise [B, z_dim] is drawn.
+
+    Returns float32 images [B, H, W, 3] in [-1, 1].
+
+    Args:
+        num_classes: label classes including a don't-care class (semantic_nc).
+        image_size: (H, W) of the output; both divisible by 2**(num_res_blocks-1).
+        base_channels: generator width ``ch`` (64 official).
+        z_dim: noise channels (64 official).
+        num_res_blocks: SPADE residual blocks (6 official).
+        use_3d_noise: condition on noise (False: deterministic generator).
+        spectral_norm: spectral norm on the residual blocks' convs.
+        norm_type: SPADE normalisation, "syncbatch", "batch" or "instance".
+        spade_hidden: width of SPADE's shared conv (128 official).
+    """
+
+    def __init__(self, num_classes, image_size=(256, 256), base_channels=64, z_dim=64,
+                 num_res_blocks=6, use_3d_noise=True, spectral_norm=True,
+                 norm_type="syncbatch", spade_hidden=128, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes = int(num_classes)
+        self.image_size = _parse_size(image_size)
+        self.base_channels = int(base_channels)
+        self.z_dim = int(z_dim)
+        self.num_res_blocks = int(num_res_blocks)
+        self.use_3d_noise = bool(use_3d_noise)
+        self.spectral_norm = bool(spectral_norm)
+        self.norm_type = norm_type
+        self.spade_hidden = int(spade_hidden)
+        self._validate()
+
+        self.widths = generator_widths(self.base_channels, self.num_res_blocks)
+        factor = 2 ** (self.num_res_blocks - 1)
+        self.latent_size = (self.image_size[0] // factor, self.image_size[1] // factor)
+        self.cond_channels = self.num_classes + (self.z_dim if self.use_3d_noise else 0)
+
+        self.fc = Conv2D(self.widths[0], 3, name="fc")
+        self.body = [
+            SPADEResBlock(self.widths[i], self.widths[i + 1], self.cond_channels,
+                          spectral_norm=self.spectral_norm, norm_type=self.norm_type,
+                          spade_hidden=self.spade_hidden, name=f"body_{i}")
+            for i in range(self.num_res_blocks)]
+        self.conv_img = Conv2D(3, 3, name="conv_img")
+        self._build_layers()
+
+    def _validate(self):
+        if self.num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1; got {self.num_classes}")
+        if self.num_res_blocks < 1:
+            raise ValueError(f"num_res_blocks must be >= 1; got {self.num_res_blocks}")
+        if self.base_channels < 1 or self.z_dim < 1:
+            raise ValueError(f"base_channels and z_dim must be >= 1; got "
+                             f"{self.base_channels} and {self.z_dim}")
+        if self.norm_type not in NORM_TYPES:
+            raise ValueError(f"norm_type must be one of {NORM_TYPES}; got {self.norm_type!r}")
+        factor = 2 ** (self.num_res_blocks - 1)
+        h, w = self.image_size
+        if h % factor or w % factor:
+            raise ValueError(
+                f"image_size {self.image_size} cannot be produced by {self.num_res_blocks} "
+                f"blocks: height and width must be multiples of 2**{self.num_res_blocks - 1}"
+                f" = {factor}")
+
+    def _build_layers(self):
+        self.fc.build((None, None, None, self.cond_channels))
+        for block in self.body:
+            block.build()
+        self.conv_img.build((None, None, None, self.widths[-1]))
+        self.built = True
+
+    def build(self, input_shape=None):
+        """All variables are created in ``__init__``; nothing to do."""
+
+    # ----------------------------------------------------------------- inputs
+    def conditioning(self, inputs):
+        """The full-resolution conditioning map ``concat([noise, onehot])``.
+
+        Args:
+            inputs: dict with "label" and optional "noise", or a label tensor.
+
+        Returns:
+            float tensor [B, H, W, z_dim + num_classes] (noise channels first),
+            or [B, H, W, num_classes] without 3D noise.
+        """
+        if isinstance(inputs, dict):
+            unknown = set(inputs) - {"label", "noise"}
+            if unknown:
+                raise ValueError(f"generator inputs have unknown keys {sorted(unknown)}; "
+                                 f"expected 'label' and optionally 'noise'")
+            if "label" not in inputs:
+                raise ValueError(f"generator inputs need a 'label'; got keys {sorted(inputs)}")
+            label, noise = inputs["label"], inputs.get("noise")
+        else:
+            label, noise = inputs, None
+        onehot = self.label_to_onehot(label)
+        if not self.use_3d_noise:
+            return onehot
+        noise = self.noise_to_map(noise, ops.shape(onehot)[0], onehot.dtype)
+        return ops.concatenate([noise, onehot], axis=-1)
+
+    def label_to_onehot(self, label):
+        """Class ids [B, H, W] or a one-hot map [B, H, W, C] -> one-hot float."""
+        label = ops.convert_to_tensor(label)
+        shape = tuple(label.shape)
+        if len(shape) == 3:
+            self._check_spatial(shape, "label")
+            if not (label.dtype.is_integer if hasattr(label.dtype, "is_integer")
+                    else "int" in str(label.dtype)):
+                raise ValueError(f"a rank-3 label must hold integer class ids; got dtype "
+                                 f"{label.dtype} and shape {shape}")
+            return ops.one_hot(ops.cast(label, "int32"), self.num_classes,
+                               dtype=self.compute_dtype)
+        if len(shape) == 4:
+            self._check_spatial(shape, "label")
+            if shape[-1] != self.num_classes:
+                raise ValueError(f"a one-hot label needs {self.num_classes} channels "
+                                 f"(num_classes); got shape {shape}")
+            return ops.cast(label, self.compute_dtype)
+        raise ValueError(f"label must be class ids [B, H, W] or one-hot [B, H, W, "
+                         f"{self.num_classes}]; got shape {shape}")
+
+    def noise_to_map(self, noise, batch_size, dtype):
+        """Noise [B, z_dim] or [B, H, W, z_dim] (None: drawn) -> [B, H, W, z_dim]."""
+        h, w = self.image_size
+        if noise is None:
+            noise = tf.random.normal([batch_size, self.z_dim])
+        noise = ops.cast(ops.convert_to_tensor(noise), dtype)
+        shape = tuple(noise.shape)
+        if len(shape) == 2 and shape[-1] == self.z_dim:
+            return ops.broadcast_to(noise[:, None, None, :], (batch_size, h, w, self.z_dim))
+        if len(shape) == 4 and shape[-1] == self.z_dim:
+            self._check_spatial(shape, "noise")
+            return noise
+        raise ValueError(f"noise must be [B, {self.z_dim}] or [B, {h}, {w}, {self.z_dim}] "
+                         f"(z_dim={self.z_dim}); got shape {shape}")
+
+    def _check_spatial(self, shape, what):
+        if tuple(shape[1:3]) != tuple(self.image_size) and None not in shape[1:3]:
+            raise ValueError(f"{what} has spatial size {tuple(shape[1:3])} (shape {shape}); "
+                             f"this generator makes images of size {self.image_size}")
+
+    # ---------------------------------------------------------------- forward
+    def intermediates(self, inputs, training=False):
+        """Forward pass returning every stage (for tests and debugging).
+
+        Args:
+            inputs: as for ``call``.
+            training: batch statistics and power iterations (train mode).
+
+        Returns:
+            dict with "fc_in", "fc_out", "body{i}_out" (before upsampling),
+            "pre_tanh" and "image".
+        """
+        training = bool(training)
+        seg = self.conditioning(inputs)
+        out = {"fc_in": resize_nearest(seg, self.latent_size)}
+        x = self.fc(out["fc_in"], training=training)
+        out["fc_out"] = x
+        for i, block in enumerate(self.body):
+            x = block(x, seg, training=training)
+            out[f"body{i}_out"] = x
+            if i < self.num_res_blocks - 1:
+                x = upsample_2x(x)
+        x = self.conv_img(leaky_relu(x), training=training)
+        out["pre_tanh"] = x
+        out["image"] = ops.cast(ops.tanh(x), "float32")
+        return out
+
+    def call(self, inputs, training=False):
+        return self.intermediates(inputs, training=training)["image"]
+
+    def get_config(self):
+        return {"name": self.name, "num_classes": self.num_classes,
+                "image_size": list(self.image_size), "base_channels": self.base_channels,
+                "z_dim": self.z_dim, "num_res_blocks": self.num_res_blocks,
+                "use_3d_noise": self.use_3d_noise, "spectral_norm": self.spectral_norm,
+                "norm_type": self.norm_type, "spade_hidden": self.spade_hidden}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def _parse_size(size):
+    if isinstance(size, int):
+        return (size, size)
+    try:
+        h, w = (int(s) for s in size)
+    except (TypeError, ValueError):
+        raise ValueError(f"image_size must be an int or (height, width); got {size!r}") from None
+    if h < 1 or w < 1:
+        raise ValueError(f"image_size must be positive; got {size!r}")
+    return (h, w)
