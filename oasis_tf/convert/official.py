@@ -59,11 +59,14 @@ def _conv_entries(prefix, layer):
     kshape = tuple(layer.kernel.shape)
     tshape = (kshape[3], kshape[2], kshape[0], kshape[1])
     entries = collections.OrderedDict()
-    if layer.use_bias:
-        entries[prefix + ".bias"] = Entry(layer.bias, (kshape[3],), _same, _same, False)
+    bias = Entry(layer.bias, (kshape[3],), _same, _same, False) if layer.use_bias else None
+    if bias and layer.spectral_norm:  # PyTorch's order: bias, weight_orig, u, v ...
+        entries[prefix + ".bias"] = bias
     weight_key = prefix + (".weight_orig" if layer.spectral_norm else ".weight")
     entries[weight_key] = Entry(layer.kernel, tshape, _conv_weight_to_keras,
                                 _conv_weight_to_torch, False)
+    if bias and not layer.spectral_norm:  # ... but weight, bias for a plain conv
+        entries[prefix + ".bias"] = bias
     if layer.spectral_norm:
         v_keras, v_torch = _sn_v_converters(kshape)
         entries[prefix + ".weight_u"] = Entry(layer.sn_u, (kshape[3],), _same, _same, False)

@@ -1,0 +1,42 @@
+"""Writing converted networks to disk without leaving partial files."""
+
+import os
+import tempfile
+
+_FORMATS = (".keras", ".weights.h5")
+
+
+def save_network(model, path, overwrite=False):
+    """Save a network as ``.keras`` (whole model) or ``.weights.h5`` (weights).
+
+    The file is written next to its destination and renamed into place, so an
+    interrupted or failed save never leaves a truncated file behind.
+
+    Args:
+        model: an ``OASISGenerator`` or ``OASISDiscriminator``.
+        path: destination ending in ``.keras`` or ``.weights.h5``.
+        overwrite: replace an existing file.
+
+    Returns:
+        The path written.
+    """
+    path = os.fspath(path)
+    suffix = next((s for s in _FORMATS if path.endswith(s)), None)
+    if suffix is None:
+        raise ValueError(f"output {path!r} must end with one of {_FORMATS}")
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".partial-", suffix=suffix, dir=folder)
+    os.close(fd)
+    try:
+        if suffix == ".keras":
+            model.save(tmp, overwrite=True)
+        else:
+            model.save_weights(tmp, overwrite=True)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
