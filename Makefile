@@ -1,0 +1,50 @@
+# oasis_tf developer tasks. `make test` and `make demo` set everything up first.
+PYTHON ?= python3
+VENV   ?= .venv
+TORCH  ?= 1
+TORCH_VERSION ?= 2.13.0
+PYTEST_ARGS ?=
+
+PIP := $(VENV)/bin/pip
+PY  := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+TORCH_STAMP := $(VENV)/.torch-installed
+
+.PHONY: all venv install test demo clean
+
+all: test
+
+# Create the virtualenv only when it does not exist yet.
+venv: $(VENV)/bin/python
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Editable install with the test extra; reruns only when setup.py changes.
+# torch is optional (only to read official .pth checkpoints); the pinned CPU build
+# lies on this machine's disk. Set TORCH=0 to skip it.
+$(INSTALLED): setup.py pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -e ".[test]"
+	touch $@
+
+$(TORCH_STAMP): | $(INSTALLED)
+	@if [ "$(TORCH)" = "1" ]; then \
+	  if $(PIP) install "torch==$(TORCH_VERSION)"; then touch $@; \
+	  else echo "torch not installed: tests of the torch path will skip"; fi; \
+	else echo "TORCH=$(TORCH): torch not installed: tests of the torch path will skip"; fi
+
+install: $(INSTALLED) $(TORCH_STAMP)
+
+test: install
+	$(PY) -m pytest -q tests $(PYTEST_ARGS)
+
+demo: install
+	@if [ -f tools/demo.py ]; then \
+	  $(PY) tools/demo.py; \
+	else \
+	  echo "make demo: the synthetic-data demo is not built yet (issue 4)"; \
+	fi
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

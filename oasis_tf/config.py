@@ -1,0 +1,561 @@
+"""Frozen hyper-parameter objects for oasis_tf, loaded from `configs/*.yaml`.
+
+A configuration is three immutable dataclasses, grouped in `OASISConfig`:
+
+* `ModelConfig` — the networks (classes, image size, widths, noise, norms);
+* `DataConfig` — the input pipeline (dataset layout, load/crop size, flips);
+* `TrainConfig` — the optimisation (batch, learning rates, LabelMix, EMA,
+  logging intervals, precision).
+
+Presets live as YAML files in the repository's top-level `configs/` folder
+(`ade20k`, `cityscapes`, `coco_stuff`, `synthetic`). `load_config` takes a
+preset name or a path to a YAML file, plus optional dotted overrides:
+
+    cfg = load_config("cityscapes", overrides=["train.lr_g=2e-4",
+                                               "model.image_size=[128,256]",
+                                               "data.crop_size=256"])
+
+Library code never reads flags; the tools build one `OASISConfig` and pass
+its parts on.
+
+Preset names are found in `<repo>/configs/` (an editable install,
+`pip install -e .`, or running from a checkout) and, for a regular install, in
+`<sys.prefix>/share/oasis_tf/configs/` where `setup.py` installs a copy. A
+path to any YAML file always works.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import typing
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Optional, Tuple, Union
+
+import yaml
+
+__all__ = [
+    "ModelConfig",
+    "DataConfig",
+    "TrainConfig",
+    "OASISConfig",
+    "load_config",
+    "save_config",
+    "apply_overrides",
+    "list_presets",
+    "preset_dirs",
+]
+
+NORM_TYPES = ("syncbatch", "batch", "instance")
+DATASETS = ("ade20k", "cityscapes", "coco_stuff", "folder", "synthetic")
+MIXED_PRECISION_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
+SECTIONS = ("model", "data", "train")
+
+
+# ---------------------------------------------------------------------------
+# Type checking and coercion of field values.
+
+
+def _type_name(tp: Any) -> str:
+    if isinstance(tp, type):
+        return tp.__name__
+    return str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, name: str) -> Any:
+    """Checks `value` against the annotation `tp`; returns the canonical value.
+
+    Lists become tuples, ints become floats where a float is expected, and a
+    numeric string is accepted for a float (PyYAML reads `1e-4` as a string).
+    Booleans are never accepted as numbers and numbers never as booleans.
+    """
+    origin = typing.get_origin(tp)
+    if origin is Union:
+        args = typing.get_args(tp)
+        if value is None:
+            if type(None) in args:
+                return None
+        else:
+            for arg in args:
+                if arg is type(None):
+                    continue
+                try:
+                    return _coerce(value, arg, name)
+                except ValueError:
+                    pass
+        raise ValueError(
+            f"`{name}` must be of type {_type_name(tp)}. Received: {name}={value!r}"
+        )
+    if origin in (tuple, Tuple):
+        args = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(
+                f"`{name}` must be a list of {len(args)} values. Received: {name}={value!r}"
+            )
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], name) for v in value)
+        if len(value) != len(args):
+            raise ValueError(
+                f"`{name}` must have {len(args)} values. Received: {name}={value!r}"
+            )
+        return tuple(_coerce(v, a, name) for v, a in zip(value, args))
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    else:  # pragma: no cover - every field uses one of the types above
+        raise TypeError(f"Unsupported field type {tp!r} for `{name}`.")
+    raise ValueError(
+        f"`{name}` must be of type {_type_name(tp)}. Received: {name}={value!r} "
+        f"({type(value).__name__})"
+    )
+
+
+class _Section:
+    """Mixin: coerces and type-checks every field after construction."""
+
+    _section = ""
+
+    def _check_types(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            name = f"{self._section}.{f.name}"
+            value = _coerce(getattr(self, f.name), hints[f.name], name)
+            object.__setattr__(self, f.name, value)
+
+    def to_dict(self) -> dict:
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], source: str = "") -> "_Section":
+        if not isinstance(values, Mapping):
+            raise ValueError(
+                f"{_where(source)}section `{cls._section}` must be a mapping. "
+                f"Received: {values!r}"
+            )
+        valid = [f.name for f in dataclasses.fields(cls)]
+        for key in values:
+            if key not in valid:
+                raise ValueError(
+                    f"{_where(source)}unknown key `{cls._section}.{key}`. "
+                    f"Valid keys of `{cls._section}`: {', '.join(valid)}"
+                )
+        return cls(**dict(values))
+
+
+def _where(source: str) -> str:
+    return f"{source}: " if source else ""
+
+
+def _positive(section: str, **values: Any) -> None:
+    for key, value in values.items():
+        if value <= 0:
+            raise ValueError(
+                f"`{section}.{key}` must be positive. Received: {key}={value!r}"
+            )
+
+
+def _non_negative(section: str, **values: Any) -> None:
+    for key, value in values.items():
+        if value < 0:
+            raise ValueError(
+                f"`{section}.{key}` must be >= 0. Received: {key}={value!r}"
+            )
+
+
+def _one_of(section: str, key: str, value: Any, allowed: Iterable[Any]) -> None:
+    allowed = tuple(allowed)
+    if value not in allowed:
+        raise ValueError(
+            f"`{section}.{key}` must be one of {', '.join(map(repr, allowed))}. "
+            f"Received: {key}={value!r}"
+        )
+
+
+# ---------------------------------------------------------------------------
+# The three sections. Defaults are the official OASIS defaults / ADE20K run.
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig(_Section):
+    """Network hyper-parameters.
+
+    Args:
+        num_classes: int. Number of semantic classes, including the don't-care
+            class 0 (official `semantic_nc`: ADE20K 151, Cityscapes 35,
+            COCO-Stuff 183).
+        image_size: (int, int). Output height and width.
+        g_channels: int. Generator width multiplier (official `channels_G`).
+        z_dim: int. Noise channels.
+        num_res_blocks: int. SPADE-ResNet blocks; sets the latent size
+            `image_size / 2**(num_res_blocks - 1)`.
+        use_3d_noise: bool. Concatenate noise to the label map (official
+            default; `--no_3dnoise` turns it off).
+        spectral_norm: bool. Spectral normalisation of the convolutions.
+        norm_type: str. Parameter-free norm inside SPADE: "syncbatch",
+            "batch" or "instance".
+        d_channels: int. Discriminator base width (official 128).
+        dontcare_label: bool. Class 0 is "don't care" and weighted 0 in the
+            losses.
+    """
+
+    _section = "model"
+
+    num_classes: int = 151
+    image_size: Tuple[int, int] = (256, 256)
+    g_channels: int = 64
+    z_dim: int = 64
+    num_res_blocks: int = 6
+    use_3d_noise: bool = True
+    spectral_norm: bool = True
+    norm_type: str = "syncbatch"
+    d_channels: int = 128
+    dontcare_label: bool = True
+
+    def __post_init__(self) -> None:
+        self._check_types()
+        s = self._section
+        if self.num_classes < 2:
+            raise ValueError(
+                f"`{s}.num_classes` must be >= 2 (it includes the don't-care "
+                f"class). Received: num_classes={self.num_classes}"
+            )
+        if min(self.image_size) <= 0:
+            raise ValueError(
+                f"`{s}.image_size` must be positive. Received: "
+                f"image_size={list(self.image_size)}"
+            )
+        _positive(
+            s,
+            g_channels=self.g_channels,
+            z_dim=self.z_dim,
+            num_res_blocks=self.num_res_blocks,
+            d_channels=self.d_channels,
+        )
+        factor = 2 ** (self.num_res_blocks - 1)
+        if any(d % factor for d in self.image_size):
+            raise ValueError(
+                f"`{s}.image_size` must be divisible by 2**(num_res_blocks - 1) = "
+                f"{factor} in both dimensions. Received: image_size="
+                f"{list(self.image_size)}, num_res_blocks={self.num_res_blocks}"
+            )
+        _one_of(s, "norm_type", self.norm_type, NORM_TYPES)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig(_Section):
+    """Input-pipeline hyper-parameters.
+
+    Args:
+        dataset: str. Layout: "ade20k", "cityscapes", "coco_stuff", "folder"
+            or "synthetic".
+        root: str or None. Dataset folder (not needed for "synthetic").
+        load_size: int. Size images are resized to before cropping (the
+            width for Cityscapes). The published runs used 256 for ADE20K and
+            COCO-Stuff (the official code meant 286 + random crop, but a
+            shared options object made it 256 without crop) and 512 for
+            Cityscapes.
+        crop_size: int. Crop size (the width for Cityscapes); must equal the
+            model's image width.
+        flip: bool. Random horizontal flips in training.
+        num_parallel_calls: "autotune" or a positive int, for `tf.data`.
+        shuffle_buffer: int. Shuffle buffer size (0 = no shuffling).
+        skip_bad_files: bool. Skip unreadable files instead of failing.
+    """
+
+    _section = "data"
+
+    dataset: str = "ade20k"
+    root: Optional[str] = None
+    load_size: int = 256
+    crop_size: int = 256
+    flip: bool = True
+    num_parallel_calls: Union[int, str] = "autotune"
+    shuffle_buffer: int = 1000
+    skip_bad_files: bool = False
+
+    def __post_init__(self) -> None:
+        self._check_types()
+        s = self._section
+        _one_of(s, "dataset", self.dataset, DATASETS)
+        _positive(s, load_size=self.load_size, crop_size=self.crop_size)
+        if self.crop_size > self.load_size:
+            raise ValueError(
+                f"`{s}.crop_size` must be <= load_size. Received: "
+                f"crop_size={self.crop_size}, load_size={self.load_size}"
+            )
+        if isinstance(self.num_parallel_calls, str):
+            if self.num_parallel_calls != "autotune":
+                raise ValueError(
+                    f'`{s}.num_parallel_calls` must be "autotune" or a positive '
+                    f"int. Received: num_parallel_calls={self.num_parallel_calls!r}"
+                )
+        else:
+            _positive(s, num_parallel_calls=self.num_parallel_calls)
+        _non_negative(s, shuffle_buffer=self.shuffle_buffer)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(_Section):
+    """Optimisation hyper-parameters (official OASIS defaults).
+
+    Args:
+        batch_size: int. Global batch size.
+        num_epochs: int. Training epochs.
+        lr_g, lr_d: float. Adam learning rates of generator / discriminator.
+        beta_1, beta_2, epsilon: float. Adam parameters (epsilon added after
+            bias correction, as PyTorch does).
+        lambda_labelmix: float. Weight of the LabelMix loss.
+        use_labelmix: bool. LabelMix regularisation of the discriminator.
+        class_balancing: bool. Class-balanced cross-entropy.
+        use_ema: bool. Keep an exponential moving average of the generator.
+        ema_decay: float. EMA decay.
+        ema_bn_refresh_batches: int. Batches used to recompute the EMA
+            generator's BatchNorm statistics before sampling / evaluating.
+        seed: int. Global random seed.
+        log_every, sample_every, checkpoint_every: int. Intervals in steps.
+        keep_checkpoints: int. Checkpoints kept on disk.
+        fid_every: int. FID interval in steps (0 = never).
+        mixed_precision: str. Keras dtype policy: "float32",
+            "mixed_bfloat16" or "mixed_float16".
+        jit_compile: bool. XLA-compile the train step.
+    """
+
+    _section = "train"
+
+    batch_size: int = 32
+    num_epochs: int = 200
+    lr_g: float = 1e-4
+    lr_d: float = 4e-4
+    beta_1: float = 0.0
+    beta_2: float = 0.999
+    epsilon: float = 1e-8
+    lambda_labelmix: float = 10.0
+    use_labelmix: bool = True
+    class_balancing: bool = True
+    use_ema: bool = True
+    ema_decay: float = 0.9999
+    ema_bn_refresh_batches: int = 50
+    seed: int = 0
+    log_every: int = 100
+    sample_every: int = 1000
+    checkpoint_every: int = 5000
+    keep_checkpoints: int = 3
+    fid_every: int = 5000
+    mixed_precision: str = "float32"
+    jit_compile: bool = False
+
+    def __post_init__(self) -> None:
+        self._check_types()
+        s = self._section
+        _positive(
+            s,
+            batch_size=self.batch_size,
+            num_epochs=self.num_epochs,
+            lr_g=self.lr_g,
+            lr_d=self.lr_d,
+            log_every=self.log_every,
+            sample_every=self.sample_every,
+            checkpoint_every=self.checkpoint_every,
+            keep_checkpoints=self.keep_checkpoints,
+        )
+        _non_negative(
+            s,
+            epsilon=self.epsilon,
+            lambda_labelmix=self.lambda_labelmix,
+            ema_bn_refresh_batches=self.ema_bn_refresh_batches,
+            fid_every=self.fid_every,
+            seed=self.seed,
+        )
+        for key in ("beta_1", "beta_2", "ema_decay"):
+            value = getattr(self, key)
+            if not 0.0 <= value < 1.0:
+                raise ValueError(
+                    f"`{s}.{key}` must be in [0, 1). Received: {key}={value!r}"
+                )
+        _one_of(s, "mixed_precision", self.mixed_precision, MIXED_PRECISION_POLICIES)
+
+
+_SECTION_CLASSES = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+
+
+@dataclasses.dataclass(frozen=True)
+class OASISConfig:
+    """The full configuration of one run: `model`, `data` and `train`."""
+
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        for name, cls in _SECTION_CLASSES.items():
+            if not isinstance(getattr(self, name), cls):
+                raise ValueError(
+                    f"`{name}` must be a {cls.__name__}. Received: "
+                    f"{name}={getattr(self, name)!r}"
+                )
+        width = self.model.image_size[1]
+        if self.data.crop_size != width:
+            raise ValueError(
+                "`data.crop_size` must equal the image width `model.image_size[1]`. "
+                f"Received: crop_size={self.data.crop_size}, "
+                f"image_size={list(self.model.image_size)}"
+            )
+
+    def to_dict(self) -> dict:
+        """Plain nested dict (tuples as lists), ready for YAML or JSON."""
+        return {name: getattr(self, name).to_dict() for name in SECTIONS}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], source: str = "") -> "OASISConfig":
+        """Builds a config from a nested dict; missing keys take defaults.
+
+        Unknown sections or keys raise a `ValueError` naming them (and
+        `source`, e.g. the YAML file, when given).
+        """
+        if values is None:
+            values = {}
+        if not isinstance(values, Mapping):
+            raise ValueError(
+                f"{_where(source)}a config must be a mapping with sections "
+                f"{', '.join(SECTIONS)}. Received: {values!r}"
+            )
+        for key in values:
+            if key not in SECTIONS:
+                raise ValueError(
+                    f"{_where(source)}unknown key `{key}`. Valid sections: "
+                    f"{', '.join(SECTIONS)}"
+                )
+        try:
+            sections = {
+                name: _SECTION_CLASSES[name].from_dict(values.get(name) or {}, source)
+                for name in SECTIONS
+            }
+            return cls(**sections)
+        except ValueError as e:
+            if source and not str(e).startswith(f"{source}:"):
+                raise ValueError(f"{source}: {e}") from None
+            raise
+
+
+# ---------------------------------------------------------------------------
+# Loading, overriding and saving.
+
+
+def preset_dirs() -> list:
+    """Folders searched for preset names, in order."""
+    return [
+        Path(__file__).resolve().parents[1] / "configs",
+        Path(sys.prefix) / "share" / "oasis_tf" / "configs",
+    ]
+
+
+def list_presets() -> list:
+    """Names of the presets found in `preset_dirs()`."""
+    names = set()
+    for d in preset_dirs():
+        if d.is_dir():
+            names.update(p.stem for p in d.glob("*.yaml"))
+    return sorted(names)
+
+
+def _resolve(name_or_path: Union[str, os.PathLike]) -> Path:
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or os.sep in str(name_or_path) or path.exists():
+        if not path.is_file():
+            raise FileNotFoundError(f"Config file not found: {str(path)!r}")
+        return path
+    for d in preset_dirs():
+        candidate = d / f"{name_or_path}.yaml"
+        if candidate.is_file():
+            return candidate
+    raise ValueError(
+        f"Unknown config preset {str(name_or_path)!r}. Available presets: "
+        f"{', '.join(list_presets()) or '(none found)'}; searched "
+        f"{', '.join(str(d) for d in preset_dirs())}. Pass a path to a YAML file, "
+        "or install oasis_tf from a checkout (`pip install -e .`)."
+    )
+
+
+def _parse_override(text: str) -> Tuple[str, str, Any]:
+    if not isinstance(text, str) or "=" not in text:
+        raise ValueError(
+            f"An override must look like `section.key=value`. Received: {text!r}"
+        )
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    parts = key.split(".")
+    if len(parts) != 2 or parts[0] not in SECTIONS:
+        raise ValueError(
+            f"Unknown override key `{key}`: it must be `section.key` with section "
+            f"one of {', '.join(SECTIONS)}. Received: {text!r}"
+        )
+    section, field = parts
+    valid = [f.name for f in dataclasses.fields(_SECTION_CLASSES[section])]
+    if field not in valid:
+        raise ValueError(
+            f"Unknown override key `{key}`. Valid keys of `{section}`: "
+            f"{', '.join(valid)}"
+        )
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        raise ValueError(f"Cannot parse the value of override {text!r}: {e}") from None
+    return section, field, value
+
+
+def apply_overrides(config: OASISConfig, overrides: Iterable[str] = ()) -> OASISConfig:
+    """Returns a new config with `section.key=value` overrides applied.
+
+    Values are parsed as YAML (`[128, 256]`, `true`, `2e-4`, `null`), then
+    type-checked and validated like a YAML file.
+    """
+    if isinstance(overrides, str):
+        overrides = [overrides]
+    values = config.to_dict()
+    for text in overrides:
+        section, field, value = _parse_override(text)
+        values[section][field] = value
+    return OASISConfig.from_dict(values)
+
+
+def load_config(
+    name_or_path: Union[str, os.PathLike], overrides: Iterable[str] = ()
+) -> OASISConfig:
+    """Loads a preset name ("ade20k", "cityscapes", "coco_stuff", "synthetic")
+    or a YAML file, then applies `overrides` (strings `section.key=value`)."""
+    path = _resolve(name_or_path)
+    with open(path, "r", encoding="utf-8") as f:
+        try:
+            values = yaml.safe_load(f)
+        except yaml.YAMLError as e:
+            raise ValueError(f"{path}: invalid YAML: {e}") from None
+    config = OASISConfig.from_dict(values, source=str(path))
+    return apply_overrides(config, overrides)
+
+
+def save_config(config: OASISConfig, path: Union[str, os.PathLike]) -> Path:
+    """Writes `config` as YAML (readable by `load_config`); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        yaml.safe_dump(config.to_dict(), f, sort_keys=False, default_flow_style=None)
+    return path

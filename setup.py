@@ -1,0 +1,48 @@
+"""oasis_tf: OASIS semantic image synthesis in Keras 3 / TensorFlow."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).resolve().parent
+
+setup(
+    name="oasis_tf",
+    version="0.1.0",
+    description=(
+        "Keras 3 / TensorFlow implementation of OASIS, 'You Only Need Adversarial "
+        "Supervision for Semantic Image Synthesis' (ICLR 2021)"
+    ),
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    packages=find_packages(exclude=["tests", "tests.*", "tools", "tools.*"]),
+    # The presets stay in the top-level configs/ folder; oasis_tf.config finds them
+    # there in a checkout / editable install, and here after a regular install.
+    data_files=[
+        ("share/oasis_tf/configs", sorted(str(p.relative_to(HERE)) for p in (HERE / "configs").glob("*.yaml"))),
+    ],
+    python_requires=">=3.10",
+    install_requires=[
+        "tensorflow>=2.16,<2.22",
+        "keras>=3.3,<4",
+        "tensorflow-datasets>=4.9,<5",
+        "numpy>=1.26,<3",
+        "pillow>=10,<14",
+        "absl-py>=2,<3",
+        "scipy>=1.11,<2",
+        "pyyaml>=6,<7",
+    ],
+    extras_require={
+        # Only to read official .pth checkpoints. Install a CPU build: an unpinned
+        # torch pulls a multi-GB CUDA build.
+        "torch": ["torch>=2.1,<2.15"],
+        "litert": ["ai-edge-litert>=1.0,<3"],
+        "test": ["pytest>=8,<10"],
+    },
+    classifiers=[
+        "License :: OSI Approved :: Apache Software License",
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)
