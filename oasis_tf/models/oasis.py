@@ -1,0 +1,288 @@
+"""The OASIS training model: generator, discriminator and EMA generator in one
+``keras.Model`` whose ``train_step`` follows the official iteration.
+
+One iteration, in the official order:
+
+1. G update: ``fake = G(label, noise_g)``; ``loss_g`` = class-balanced CE of
+   ``D(fake)`` against the real classes; an Adam step on G's variables only.
+2. D update: ``fake = G(label, noise_d)`` (train mode, no gradient);
+   ``D(fake)``, ``D(real)``, ``D(mixed)`` in that order; ``loss_d = fake CE +
+   balanced real CE + lambda * LabelMix``; an Adam step on D's variables only.
+3. EMA: every variable of the EMA generator (weights, spectral-norm u/v, BN
+   statistics) moves to ``decay * ema + (1 - decay) * g``.
+
+G runs 2 train-mode forwards and D 4 (3 without LabelMix) per iteration, as the
+official code, so power iterations and BN momentum updates match.
+
+Global-batch semantics under ``tf.distribute``: class counts and the pixel
+count are all-reduced, each replica's loss is its share of the global loss
+(``sum / global count``), so the gradients ``apply_gradients`` sums over
+replicas are those of one device on the global batch; the SPADE batch norm is
+synchronized.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from oasis_tf import losses
+from oasis_tf.models.generator import OASISGenerator
+from oasis_tf.optimizers import TorchAdam
+
+METRIC_NAMES = ("loss_g", "loss_d_fake", "loss_d_real", "loss_d_labelmix", "loss_d")
+
+
+def _replica_context():
+    ctx = tf.distribute.get_replica_context()
+    return ctx, (ctx.num_replicas_in_sync if ctx is not None else 1)
+
+
+def _all_reduce_sum(values):
+    ctx, replicas = _replica_context()
+    if replicas == 1:
+        return values
+    return ctx.all_reduce(tf.distribute.ReduceOp.SUM, values)
+
+
+@keras.saving.register_keras_serializable(package="oasis_tf")
+class OASIS(keras.Model):
+    """Trains an OASIS generator and discriminator with ``fit``.
+
+    Batches are dicts: ``image`` float [B, H, W, 3] in [-1, 1], ``label`` int32
+    [B, H, W], ``labelmix_bits`` [B, num_classes] of 0/1 (drawn in-graph when
+    absent), and optionally ``noise_g`` / ``noise_d`` float [B, z_dim] or
+    [B, H, W, z_dim] for the G-update and D-update forwards (drawn in-graph
+    from the model seed, the step and the replica when absent).
+
+    Args:
+        generator: an ``OASISGenerator``.
+        discriminator: an ``OASISDiscriminator`` with the same ``num_classes``.
+        ema_generator: the EMA copy (default: a copy of ``generator`` when
+            ``use_ema``).
+        lambda_labelmix: weight of the LabelMix term (10 official; 5 Cityscapes).
+        ema_decay: EMA decay (0.9999 official; 0.999 Cityscapes).
+        dontcare_label: class 0 is "don't care" (weight 0 in the balanced loss).
+        use_labelmix: the LabelMix regulariser (ablation switch).
+        class_balancing: class-balanced real-image losses (ablation switch).
+        use_ema: keep an EMA generator (ablation switch).
+        seed: seed of the in-graph noise and LabelMix bits.
+    """
+
+    def __init__(self, generator, discriminator, ema_generator=None, lambda_labelmix=10.0,
+                 ema_decay=0.9999, dontcare_label=True, use_labelmix=True,
+                 class_balancing=True, use_ema=True, seed=0, **kwargs):
+        super().__init__(**kwargs)
+        if generator.num_classes != discriminator.num_classes:
+            raise ValueError(f"generator and discriminator disagree on num_classes: "
+                             f"{generator.num_classes} vs {discriminator.num_classes}")
+        self.generator = generator
+        self.discriminator = discriminator
+        self.num_classes = generator.num_classes
+        self.lambda_labelmix = float(lambda_labelmix)
+        self.ema_decay = float(ema_decay)
+        self.dontcare_label = bool(dontcare_label)
+        self.use_labelmix = bool(use_labelmix)
+        self.class_balancing = bool(class_balancing)
+        self.use_ema = bool(use_ema)
+        self.seed = int(seed)
+        self.ema_generator = None
+        if self.use_ema:
+            if ema_generator is None:
+                ema_generator = OASISGenerator.from_config(
+                    {**generator.get_config(), "name": "ema_generator"})
+                for target, source in zip(ema_generator.weights, generator.weights):
+                    target.assign(source)
+            self.ema_generator = ema_generator
+        self.loss_trackers = {name: keras.metrics.Mean(name=name) for name in METRIC_NAMES}
+        self.g_optimizer = None
+        self.d_optimizer = None
+        self.built = True
+
+    # ------------------------------------------------------------ compile
+    def compile(self, g_optimizer=None, d_optimizer=None, lr_g=1e-4, lr_d=4e-4, **kwargs):
+        """Set the two optimizers (defaults: PyTorch-style Adam, betas (0, 0.999),
+        epsilon 1e-8) and build them on their variable lists.
+
+        Call inside ``strategy.scope()`` when training under tf.distribute.
+
+        Args:
+            g_optimizer: optimizer of the generator.
+            d_optimizer: optimizer of the discriminator.
+            lr_g: generator learning rate of the default optimizer.
+            lr_d: discriminator learning rate of the default optimizer.
+            **kwargs: passed to ``keras.Model.compile`` (e.g. ``jit_compile``).
+        """
+        super().compile(optimizer=None, **kwargs)
+        self.g_optimizer = g_optimizer or TorchAdam(learning_rate=lr_g, name="g_optimizer")
+        self.d_optimizer = d_optimizer or TorchAdam(learning_rate=lr_d, name="d_optimizer")
+        self.g_optimizer.build(self.generator.trainable_variables)
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+
+    @property
+    def metrics(self):
+        return list(self.loss_trackers.values())
+
+    # ------------------------------------------------------------ randomness
+    def _stateless_seed(self, stream):
+        """A per-step, per-replica seed; resumable (derived from the step)."""
+        ctx, _ = _replica_context()
+        replica = ctx.replica_id_in_sync_group if ctx is not None else 0
+        step = ops.cast(self.d_optimizer.iterations, "int32")
+        replica = ops.cast(replica, "int32")
+        return tf.stack([self.seed * 1000003 + replica * 7919 + stream, step])
+
+    def draw_noise(self, batch_size, stream):
+        """Standard normal noise [B, z_dim] drawn in-graph."""
+        return tf.random.stateless_normal([batch_size, self.generator.z_dim],
+                                          seed=self._stateless_seed(stream))
+
+    def draw_labelmix_bits(self, batch_size):
+        """One random bit per example and class, [B, num_classes]."""
+        return tf.random.stateless_uniform([batch_size, self.num_classes],
+                                           seed=self._stateless_seed(3), maxval=2,
+                                           dtype=tf.int32)
+
+    # ------------------------------------------------------------ training
+    def _global_counts(self, label):
+        counts = losses.class_counts(label, self.num_classes)
+        shape = tf.shape(label)
+        pixels = tf.cast(shape[0] * shape[1] * shape[2], tf.float32)
+        counts, pixels = _all_reduce_sum([counts, pixels])
+        weights = None
+        if self.class_balancing:
+            weights = losses.class_balance_weights(counts, pixels, self.dontcare_label)
+        return weights, pixels
+
+    def train_step(self, data):
+        if self.g_optimizer is None:
+            raise RuntimeError("call compile() before training")
+        image = ops.convert_to_tensor(data["image"])
+        label = ops.cast(data["label"], "int32")
+        batch_size = tf.shape(label)[0]
+        noise_g = data.get("noise_g")
+        noise_g = self.draw_noise(batch_size, 1) if noise_g is None else noise_g
+        noise_d = data.get("noise_d")
+        noise_d = self.draw_noise(batch_size, 2) if noise_d is None else noise_d
+        _, replicas = _replica_context()
+        weights, pixels = self._global_counts(label)
+        G, D = self.generator, self.discriminator
+
+        # 1. generator update
+        with tf.GradientTape() as tape:
+            fake = G({"label": label, "noise": noise_g}, training=True)
+            loss_g = losses.g_adversarial_loss(D(fake, training=True), label, weights, pixels)
+        g_vars = G.trainable_variables
+        self.g_optimizer.apply_gradients(zip(tape.gradient(loss_g, g_vars), g_vars))
+
+        # 2. discriminator update (fresh noise; G in train mode, no gradient)
+        fake = ops.stop_gradient(G({"label": label, "noise": noise_d}, training=True))
+        with tf.GradientTape() as tape:
+            d_fake = D(fake, training=True)
+            loss_d_fake = losses.d_fake_loss(d_fake, pixels)
+            d_real = D(image, training=True)
+            loss_d_real = losses.d_real_loss(d_real, label, weights, pixels)
+            loss_d_labelmix = tf.zeros([], tf.float32)
+            if self.use_labelmix:
+                bits = data.get("labelmix_bits")
+                bits = self.draw_labelmix_bits(batch_size) if bits is None else bits
+                mask = losses.labelmix_mask(label, bits)
+                d_mixed = D(losses.labelmix_images(mask, image, fake), training=True)
+                elements = pixels * float(self.num_classes + 1)
+                loss_d_labelmix = self.lambda_labelmix * losses.labelmix_loss(
+                    d_real, d_fake, d_mixed, mask, elements)
+            loss_d = loss_d_fake + loss_d_real + loss_d_labelmix
+        d_vars = D.trainable_variables
+        self.d_optimizer.apply_gradients(zip(tape.gradient(loss_d, d_vars), d_vars))
+
+        # 3. EMA of every generator variable
+        if self.use_ema:
+            self.update_ema()
+
+        # Each replica holds its share of the global loss; the trackers average
+        # over replicas, so report share * replicas.
+        values = dict(loss_g=loss_g, loss_d_fake=loss_d_fake, loss_d_real=loss_d_real,
+                      loss_d_labelmix=loss_d_labelmix, loss_d=loss_d)
+        for name, value in values.items():
+            self.loss_trackers[name].update_state(value * float(replicas))
+        return {name: tracker.result() for name, tracker in self.loss_trackers.items()}
+
+    # ------------------------------------------------------------ EMA
+    def _ema_pairs(self):
+        return list(zip(self.ema_generator.weights, self.generator.weights))
+
+    def update_ema(self):
+        """``ema = decay * ema + (1 - decay) * g`` for every generator variable.
+
+        The products are rounded to float32 separately, then summed, like the
+        official in-place update. Runs in cross-replica context (merge_call).
+        """
+        decay = np.float32(self.ema_decay)
+        keep = np.float32(1.0 - self.ema_decay)
+
+        def update(ema, source):
+            return ema.assign(ema * decay + source * keep)
+
+        def cross_replica(strategy):
+            for ema, source in self._ema_pairs():
+                strategy.extended.update(ema.value, update, args=(source.value,))
+
+        if tf.distribute.in_cross_replica_context():
+            cross_replica(tf.distribute.get_strategy())
+        else:
+            tf.distribute.get_replica_context().merge_call(cross_replica)
+
+    def refresh_ema_statistics(self, dataset, num_batches=50, seed=0):
+        """Recompute the EMA generator's BN statistics (official behaviour).
+
+        Runs the EMA generator in training mode over up to ``num_batches + 1``
+        batches (the official loop stops after 51), which continues the momentum
+        updates of its running statistics and its power iterations.
+
+        Args:
+            dataset: iterable of dict batches with a "label" (e.g. the training
+                ``tf.data.Dataset``).
+            num_batches: the official 50 (51 forwards).
+            seed: seed of the noise.
+
+        Returns:
+            The number of forwards run.
+        """
+        if self.ema_generator is None:
+            return 0
+        ema, z_dim = self.ema_generator, self.generator.z_dim
+
+        @tf.function
+        def forward(label, seed_pair):
+            noise = tf.random.stateless_normal([tf.shape(label)[0], z_dim], seed=seed_pair)
+            ema({"label": label, "noise": noise}, training=True)
+
+        count = 0
+        for batch in dataset:
+            forward(ops.cast(batch["label"], "int32"), tf.constant([seed, count]))
+            count += 1
+            if count > num_batches:
+                break
+        return count
+
+    # ------------------------------------------------------------ misc
+    def call(self, inputs, training=False):
+        """Generate with the EMA generator when there is one."""
+        generator = self.ema_generator if self.ema_generator is not None else self.generator
+        return generator(inputs, training=training)
+
+    def get_config(self):
+        return {"name": self.name,
+                "generator": keras.saving.serialize_keras_object(self.generator),
+                "discriminator": keras.saving.serialize_keras_object(self.discriminator),
+                "lambda_labelmix": self.lambda_labelmix, "ema_decay": self.ema_decay,
+                "dontcare_label": self.dontcare_label, "use_labelmix": self.use_labelmix,
+                "class_balancing": self.class_balancing, "use_ema": self.use_ema,
+                "seed": self.seed}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
+        config["discriminator"] = keras.saving.deserialize_keras_object(config["discriminator"])
+        return cls(**config)

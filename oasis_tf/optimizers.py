@@ -1,0 +1,177 @@
+"""Adam with PyTorch's epsilon placement, and the OASIS optimizer pair.
+
+PyTorch's Adam adds epsilon after the bias correction of the second moment,
+
+    p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps),
+
+while `keras.optimizers.Adam` adds it before (`m / (sqrt(v) + eps)` times a
+corrected step size). No constant Keras epsilon reproduces PyTorch: for
+gradients near or below ~`eps / sqrt(1 - b2^t)` the steps differ (with eps 1e-8
+about 1-3% of the OASIS fixture's weights move differently in the first steps).
+The official OASIS models were trained with `torch.optim.Adam(betas=(0, 0.999))`.
+"""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+__all__ = ["TorchAdam", "make_optimizers"]
+
+
+def _scalar(value, dtype):
+    """A hyper-parameter as a `dtype` scalar; Python numbers are converted
+    directly (`ops.cast` would round them to float32 first)."""
+    if isinstance(value, (int, float)):
+        return tf.constant(value, dtype)
+    return ops.cast(value, dtype)
+
+
+@keras.saving.register_keras_serializable(package="oasis_tf")
+class TorchAdam(keras.optimizers.Adam):
+    """Adam that follows `torch.optim.Adam` (no weight decay, no AMSGrad).
+
+    Per variable at step t (t = `iterations + 1`):
+
+        m = lerp(m, g, 1 - beta_1)
+        v = beta_2 * v + (1 - beta_2) * g * g
+        var -= lr / (1 - beta_1^t) * m / (sqrt(v) / sqrt(1 - beta_2^t) + epsilon)
+
+    The slots `momentum` and `velocity` equal torch's `exp_avg` and
+    `exp_avg_sq`. Step-dependent scalars are computed in float64, as PyTorch
+    computes them in Python floats (Keras' Adam rounds the betas to float32
+    first). On CPU the result matches `torch.optim.Adam` to a few float32 ulps
+    (torch's CPU sqrt is not correctly rounded, and for 0 < beta_1 < 1 its
+    lerp uses a fused multiply-add); with beta_1 = 0, m is exactly g. It works
+    under `tf.distribute` like the Keras Adam it extends (gradients are summed
+    over replicas).
+
+    Args:
+        learning_rate: float, schedule or callable. Defaults to `1e-4`.
+        beta_1: float. Decay of the first moment. Defaults to `0.0` (OASIS).
+        beta_2: float. Decay of the second moment. Defaults to `0.999`.
+        epsilon: float. Added after the bias correction, as in PyTorch.
+            Defaults to `1e-8` (PyTorch's default, used by OASIS).
+        amsgrad: must be False (not supported).
+        weight_decay: must be None (PyTorch's L2 and Keras' decoupled decay
+            differ; OASIS uses none).
+        **kwargs: the other `keras.optimizers.Optimizer` arguments (`name`,
+            `clipnorm`, `loss_scale_factor`, ...).
+
+    Example:
+
+    ```python
+    d_opt = TorchAdam(learning_rate=4e-4)  # OASIS discriminator settings
+    d_opt.apply_gradients(zip(grads, discriminator.trainable_variables))
+    ```
+    """
+
+    def __init__(
+        self,
+        learning_rate=1e-4,
+        beta_1=0.0,
+        beta_2=0.999,
+        epsilon=1e-8,
+        amsgrad=False,
+        weight_decay=None,
+        name="torch_adam",
+        **kwargs,
+    ):
+        if amsgrad:
+            raise ValueError(
+                "TorchAdam does not support AMSGrad. Received: amsgrad=True"
+            )
+        if weight_decay is not None:
+            raise ValueError(
+                "TorchAdam does not support weight decay (torch.optim.Adam's "
+                "L2 penalty differs from Keras' decoupled decay). "
+                f"Received: weight_decay={weight_decay}"
+            )
+        super().__init__(
+            learning_rate=learning_rate,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            amsgrad=False,
+            weight_decay=None,
+            name=name,
+            **kwargs,
+        )
+
+    def update_step(self, gradient, variable, learning_rate):
+        """Update step given gradient and the associated model variable."""
+        dtype = variable.dtype
+        gradient = ops.cast(gradient, dtype)
+        # Step scalars in float64 (PyTorch: Python floats), cast once to the
+        # variable dtype, as torch casts the scalars of its tensor ops.
+        step = ops.cast(self.iterations + 1, "float64")
+        beta_1 = _scalar(self.beta_1, "float64")
+        beta_2 = _scalar(self.beta_2, "float64")
+        bias_correction_1 = 1.0 - ops.power(beta_1, step)
+        bias_correction_2_sqrt = ops.sqrt(1.0 - ops.power(beta_2, step))
+        step_size = ops.cast(
+            ops.cast(learning_rate, "float64") / bias_correction_1, dtype
+        )
+        bias_correction_2_sqrt = ops.cast(bias_correction_2_sqrt, dtype)
+
+        m = self._momentums[self._get_variable_index(variable)]
+        v = self._velocities[self._get_variable_index(variable)]
+
+        # torch.lerp(m, g, w), w = 1 - beta_1 (a float32 scalar): m + w*(g - m)
+        # for w < 0.5, else g - (g - m)*(1 - w), exactly g when beta_1 = 0.
+        if isinstance(self.beta_1, (int, float)) and self.beta_1 > 0.5:
+            self.assign_add(
+                m,
+                ops.multiply(
+                    ops.subtract(gradient, m), ops.cast(1.0 - beta_1, dtype)
+                ),
+            )
+        else:
+            weight = ops.cast(1.0 - beta_1, dtype)
+            self.assign(
+                m,
+                ops.subtract(
+                    gradient,
+                    ops.multiply(ops.subtract(gradient, m), 1 - weight),
+                ),
+            )
+        # torch: v.mul_(beta_2).addcmul_(g, g, value=1 - beta_2).
+        self.assign(
+            v,
+            ops.add(
+                ops.multiply(v, ops.cast(beta_2, dtype)),
+                ops.multiply(
+                    ops.multiply(gradient, ops.cast(1.0 - beta_2, dtype)),
+                    gradient,
+                ),
+            ),
+        )
+        # torch: denom = sqrt(v) / sqrt(bc2) + eps; p.addcdiv_(m, denom, -step).
+        denom = ops.add(
+            ops.divide(ops.sqrt(v), bias_correction_2_sqrt),
+            _scalar(self.epsilon, dtype),
+        )
+        self.assign_sub(variable, ops.divide(ops.multiply(m, step_size), denom))
+
+
+def make_optimizers(lr_g, lr_d, beta_1=0.0, beta_2=0.999, epsilon=1e-8):
+    """The OASIS generator and discriminator optimizers.
+
+    Official settings: lr_g 1e-4 (4e-4 on Cityscapes), lr_d 4e-4,
+    betas (0, 0.999), epsilon 1e-8. Under `tf.distribute`, create (and build)
+    them inside `strategy.scope()`.
+
+    Args:
+        lr_g: float or schedule. Generator learning rate.
+        lr_d: float or schedule. Discriminator learning rate.
+        beta_1: float. Defaults to `0.0`.
+        beta_2: float. Defaults to `0.999`.
+        epsilon: float. Defaults to `1e-8`.
+
+    Returns:
+        `(g_optimizer, d_optimizer)`, two `TorchAdam` instances named
+        `"g_optimizer"` and `"d_optimizer"`.
+    """
+    kwargs = dict(beta_1=beta_1, beta_2=beta_2, epsilon=epsilon)
+    g_opt = TorchAdam(learning_rate=lr_g, name="g_optimizer", **kwargs)
+    d_opt = TorchAdam(learning_rate=lr_d, name="d_optimizer", **kwargs)
+    return g_opt, d_opt
