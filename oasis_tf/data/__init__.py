@@ -1,0 +1,43 @@
+"""Input data for oasis_tf: dataset readers, the tf.data pipeline and the
+built-in synthetic data set.
+
+    ds = oasis_tf.data.load_dataset("ade20k", root, split="train",
+                                    image_size=(256, 256), batch_size=32)
+
+Layouts: "ade20k" | "cityscapes" | "coco_stuff" | "folder" (give num_classes)
+| "synthetic" (generated under `root` on first use, read as ADE20K).
+"""
+
+from oasis_tf.data.readers import (
+    LAYOUTS,
+    ade20k_pairs,
+    cityscapes_pairs,
+    coco_stuff_pairs,
+    folder_pairs,
+    list_pairs,
+)
+from oasis_tf.data.synthetic import (
+    CLASS_NAMES,
+    NUM_CLASSES as SYNTHETIC_NUM_CLASSES,
+    PALETTE,
+    colorize_label,
+    generate_scene,
+    make_example,
+    render_scene,
+    write_synthetic_dataset,
+)
+from oasis_tf.data.pipeline import (
+    DEFAULT_NUM_CLASSES,
+    dataset_num_classes,
+    decode_pair,
+    default_synthetic_root,
+    load_dataset,
+)
+
+__all__ = [
+    "LAYOUTS", "ade20k_pairs", "cityscapes_pairs", "coco_stuff_pairs", "folder_pairs",
+    "list_pairs", "CLASS_NAMES", "SYNTHETIC_NUM_CLASSES", "PALETTE", "colorize_label",
+    "generate_scene", "make_example", "render_scene", "write_synthetic_dataset",
+    "DEFAULT_NUM_CLASSES", "dataset_num_classes", "decode_pair", "default_synthetic_root",
+    "load_dataset",
+]
