@@ -1,0 +1,20 @@
+"""Running OASIS training: run folders, checkpoints, callbacks and the trainer.
+
+    from oasis_tf.training import train
+    result = train(config, data_root=..., runs_root="runs")
+
+``tools/train.py`` is the command line around ``train``.
+"""
+
+from oasis_tf.training.checkpoints import (
+    CheckpointManager,
+    optimizer_checksum,
+    restore_training_state,
+    save_training_state,
+)
+from oasis_tf.training.run_dir import RunDir, create_run_dir, next_run_path
+from oasis_tf.training.trainer import TrainResult, build_model, make_dataset_fn, train
+
+__all__ = ["CheckpointManager", "RunDir", "TrainResult", "build_model", "create_run_dir",
+           "make_dataset_fn", "next_run_path", "optimizer_checksum",
+           "restore_training_state", "save_training_state", "train"]

@@ -1,0 +1,379 @@
+"""Keras callbacks of an OASIS training run (used with ``model.fit``).
+
+Every trigger is step based: the global step is ``model.d_optimizer.iterations``
+(one per ``train_step``; it survives a resume). Put ``NaNGuard`` first in the
+callback list: the callbacks after it see ``context.failed`` and neither sample
+nor checkpoint from a bad state.
+
+* ``PerStepMetrics``: resets the loss trackers before each batch, so the logs of a
+  batch are that step's losses (the trackers otherwise average over the epoch).
+* ``NaNGuard``: a NaN or Inf loss stops training with a message naming the step
+  and the losses; the last good checkpoint stays.
+* ``ProgressLogger``: every ``every`` steps one line (step, losses, images/s,
+  ETA) to the log, one JSON object to ``metrics.jsonl`` and TensorBoard scalars;
+  the losses are the means over the steps since the last line.
+* ``SampleGrid``: every ``every`` steps a grid (rows: colourised label | real |
+  fake G | fake EMA) for a fixed batch and fixed noise, as PNG in ``samples/`` and
+  as a TensorBoard image.
+* ``Checkpointer``: every ``every`` steps and at the end, the full training state.
+
+The EMA generator's BatchNorm statistics are refreshed (``refresh_ema_statistics``,
+official: 50 batches) once before sampling or saving at a step.
+"""
+
+import datetime
+import logging
+import math
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.framework import summary_pb2
+
+__all__ = ["RunContext", "PerStepMetrics", "NaNGuard", "ProgressLogger", "SampleGrid",
+           "Checkpointer", "colorize", "make_grid", "make_palette"]
+
+LOSS_KEYS = ("loss_g", "loss_d", "loss_d_fake", "loss_d_real", "loss_d_labelmix")
+
+
+def _metadata(plugin, data_class):
+    meta = summary_pb2.SummaryMetadata()
+    meta.plugin_data.plugin_name = plugin
+    meta.data_class = data_class
+    return meta.SerializeToString()
+
+
+def summary_scalar(tag, value, step):
+    """A TensorBoard scalar through the core ``tf.summary.write`` op (the
+    ``tf.summary.scalar`` wrapper needs the tensorboard package)."""
+    tf.summary.write(tag, tf.constant(float(value), tf.float32), step=step,
+                     metadata=_metadata("scalars", summary_pb2.DATA_CLASS_SCALAR))
+
+
+def summary_png(tag, image, step):
+    """A TensorBoard image (uint8 [H, W, 3]) in the image plugin's format
+    (width, height, PNG bytes), written through ``tf.summary.write``."""
+    h, w = image.shape[:2]
+    tensor = tf.stack([tf.constant(str(w)), tf.constant(str(h)), tf.io.encode_png(image)])
+    tf.summary.write(tag, tensor, step=step,
+                     metadata=_metadata("images", summary_pb2.DATA_CLASS_BLOB_SEQUENCE))
+
+
+def global_step(model):
+    return int(model.d_optimizer.iterations.numpy())
+
+
+def _to_float(value):
+    return float(np.asarray(value, dtype=np.float64).reshape(()))
+
+
+class RunContext:
+    """State shared by the callbacks of one run.
+
+    Args:
+        model: the compiled ``OASIS`` model.
+        logger: a ``logging.Logger``.
+        total_steps: the step at which training ends.
+        batch_size: global batch size (for images/s).
+        steps_per_epoch: batches in one pass over the data (for the epoch shown),
+            or None when unknown.
+        run: the ``RunDir`` (None: no files written).
+        ema_dataset_fn: callable returning an iterable of batches for the EMA
+            BatchNorm refresh (None: no refresh).
+        ema_refresh_batches: batches per refresh (official 50).
+        writer: a ``tf.summary`` writer or None.
+    """
+
+    def __init__(self, model, logger, total_steps, batch_size, steps_per_epoch=None,
+                 run=None, ema_dataset_fn=None, ema_refresh_batches=50, writer=None):
+        self.model = model
+        self.logger = logger
+        self.total_steps = int(total_steps)
+        self.batch_size = int(batch_size)
+        self.steps_per_epoch = steps_per_epoch
+        self.run = run
+        self.ema_dataset_fn = ema_dataset_fn
+        self.ema_refresh_batches = int(ema_refresh_batches)
+        self.writer = writer
+        self.failed = False
+        self.failure = None
+        self.last_checkpoint = None
+        self._ema_refreshed_at = None
+
+    def position(self, step):
+        """(epoch, batch in epoch), both 0-based, after ``step`` steps."""
+        if not self.steps_per_epoch:
+            return None, None
+        return step // self.steps_per_epoch, step % self.steps_per_epoch
+
+    def refresh_ema(self, step):
+        """Refreshes the EMA BatchNorm statistics once per step (no-op without EMA)."""
+        model = self.model
+        if (self._ema_refreshed_at == step or self.ema_dataset_fn is None
+                or getattr(model, "ema_generator", None) is None
+                or self.ema_refresh_batches <= 0):
+            return
+        start = time.time()
+        count = model.refresh_ema_statistics(self.ema_dataset_fn(), self.ema_refresh_batches,
+                                             seed=step)
+        self._ema_refreshed_at = step
+        self.logger.info("step %d: refreshed the EMA BatchNorm statistics (%d forwards, "
+                         "%.1f s)", step, count, time.time() - start)
+
+
+class _StepCallback(keras.callbacks.Callback):
+    def __init__(self, context):
+        super().__init__()
+        self.context = context
+
+    @property
+    def step(self):
+        return global_step(self.context.model)
+
+
+class PerStepMetrics(keras.callbacks.Callback):
+    """Resets the model's metrics before every batch: batch logs become per-step."""
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.model.reset_metrics()
+
+
+class NaNGuard(_StepCallback):
+    """Stops training at the first NaN or Inf loss (``model.stop_training``), logs
+    the step and the losses and marks the run failed so nothing is saved after."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.context.failed or not logs:
+            return
+        values = {k: _to_float(v) for k, v in logs.items()}
+        bad = {k: v for k, v in values.items() if not math.isfinite(v)}
+        if not bad:
+            return
+        step = self.step
+        ctx = self.context
+        ctx.failed = True
+        ctx.failure = (f"non-finite loss at step {step}: "
+                       + ", ".join(f"{k}={v}" for k, v in sorted(bad.items())))
+        kept = ctx.last_checkpoint or "none written yet"
+        ctx.logger.error("%s (all losses: %s). Training stopped; the state after this step "
+                         "is NOT saved. Last good checkpoint: %s", ctx.failure,
+                         ", ".join(f"{k}={v:.4g}" for k, v in values.items()), kept)
+        ctx.model.stop_training = True
+
+
+class ProgressLogger(_StepCallback):
+    """One progress line, one metrics record and TensorBoard scalars per tick."""
+
+    def __init__(self, context, every=100):
+        super().__init__(context)
+        self.every = int(every)
+        self._sums = {}
+        self._count = 0
+        self._tick_time = None
+        self._tick_step = None
+
+    def on_train_begin(self, logs=None):
+        self._tick_time = time.time()
+        self._tick_step = self.step
+        self._start_time = self._tick_time
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.context.failed:
+            return
+        for k, v in (logs or {}).items():
+            self._sums[k] = self._sums.get(k, 0.0) + _to_float(v)
+        self._count += 1
+        step = self.step
+        if step % self.every == 0 or step >= self.context.total_steps:
+            self._emit(step)
+
+    def on_train_end(self, logs=None):
+        if self._count and not self.context.failed:
+            self._emit(self.step)
+
+    def _emit(self, step):
+        ctx = self.context
+        now = time.time()
+        steps = max(step - self._tick_step, 1)
+        elapsed = max(now - self._tick_time, 1e-9)
+        steps_per_s = steps / elapsed
+        images_per_s = steps_per_s * ctx.batch_size
+        remaining = max(ctx.total_steps - step, 0)
+        eta = datetime.timedelta(seconds=round(remaining / steps_per_s)) if steps_per_s else "?"
+        losses = {k: v / self._count for k, v in self._sums.items()}
+        epoch, batch = ctx.position(step)
+        where = f"step {step:>7d}/{ctx.total_steps}"
+        if epoch is not None:
+            where += f" ep {epoch:>3d}"
+        ordered = [k for k in LOSS_KEYS if k in losses] + sorted(set(losses) - set(LOSS_KEYS))
+        loss_text = " ".join(f"{k} {losses[k]:8.4f}" for k in ordered)
+        ctx.logger.info("%s | %s | %7.1f img/s | %.3f s/step | ETA %s", where, loss_text,
+                        images_per_s, 1.0 / steps_per_s, eta)
+        record = {"step": step, "epoch": epoch, "batch_in_epoch": batch,
+                  "time": round(now, 3), "images_per_sec": round(images_per_s, 3),
+                  "sec_per_step": round(1.0 / steps_per_s, 5), "steps_averaged": self._count}
+        record.update({k: losses[k] for k in ordered})
+        if ctx.run is not None:
+            ctx.run.append_metrics(record)
+        if ctx.writer is not None:
+            with ctx.writer.as_default(step=step):
+                for k in ordered:
+                    summary_scalar(f"losses/{k}", losses[k], step)
+                summary_scalar("speed/images_per_sec", images_per_s, step)
+            ctx.writer.flush()
+        self._sums, self._count = {}, 0
+        self._tick_time, self._tick_step = now, step
+
+
+# ---------------------------------------------------------------- sample grids
+def make_palette(num_classes, seed=0):
+    """A deterministic random palette, uint8 [num_classes, 3]; class 0 is black."""
+    rng = np.random.RandomState(seed)
+    palette = rng.randint(40, 256, size=(num_classes, 3)).astype(np.uint8)
+    palette[0] = 0
+    return palette
+
+
+def _data_palette(num_classes):
+    """The data module's palette when it offers one with enough colours."""
+    try:
+        from oasis_tf.data import synthetic
+        palette = np.asarray(getattr(synthetic, "PALETTE"), np.uint8)
+    except Exception:  # noqa: BLE001 - optional
+        return None
+    return palette if palette.ndim == 2 and len(palette) >= num_classes else None
+
+
+def colorize(label, palette):
+    """int label [..., H, W] -> uint8 [..., H, W, 3]."""
+    label = np.clip(np.asarray(label), 0, len(palette) - 1)
+    return np.asarray(palette, np.uint8)[label]
+
+
+def _to_uint8(image):
+    image = np.asarray(image, np.float32)
+    return np.clip(np.round((image + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def make_grid(rows, pad=2):
+    """rows: list of uint8 [N, H, W, 3] -> one uint8 image [R*(H+pad)+pad, N*(W+pad)+pad, 3]."""
+    n, h, w, _ = rows[0].shape
+    grid = np.full((len(rows) * (h + pad) + pad, n * (w + pad) + pad, 3), 255, np.uint8)
+    for r, row in enumerate(rows):
+        for i in range(n):
+            y, x = pad + r * (h + pad), pad + i * (w + pad)
+            grid[y:y + h, x:x + w] = row[i]
+    return grid
+
+
+class SampleGrid(_StepCallback):
+    """Sample grids for a fixed batch and fixed noise.
+
+    Args:
+        context: the ``RunContext``.
+        batch: dict with "image" [N, H, W, 3] and "label" [N, H, W] (numpy or tensors).
+        every: int. Interval in steps (also at the end of training).
+        noise_seed: seed of the fixed noise.
+        palette: uint8 [C, 3]; default: the data module's, else a random one.
+    """
+
+    def __init__(self, context, batch, every=1000, noise_seed=0, palette=None):
+        super().__init__(context)
+        self.every = int(every)
+        self.label = np.asarray(batch["label"]).astype(np.int32)
+        self.image = np.asarray(batch["image"], np.float32)
+        model = context.model
+        num_classes = model.generator.num_classes
+        self.palette = palette if palette is not None else (
+            _data_palette(num_classes) if _data_palette(num_classes) is not None
+            else make_palette(num_classes))
+        rng = np.random.default_rng(noise_seed)
+        self.noise = rng.standard_normal((len(self.label), model.generator.z_dim)).astype(
+            np.float32)
+        self._last = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self.step
+        if step % self.every == 0 and not self.context.failed:
+            self.write(step)
+
+    def on_train_end(self, logs=None):
+        step = self.step
+        if not self.context.failed and self._last != step:
+            self.write(step)
+
+    def render(self):
+        """The grid, uint8 [4*(H+2)+2, N*(W+2)+2, 3]."""
+        model = self.context.model
+        inputs = {"label": tf.constant(self.label), "noise": tf.constant(self.noise)}
+        rows = [colorize(self.label, self.palette), _to_uint8(self.image),
+                _to_uint8(model.generator(inputs, training=False))]
+        if getattr(model, "ema_generator", None) is not None:
+            rows.append(_to_uint8(model.ema_generator(inputs, training=False)))
+        return make_grid(rows)
+
+    def write(self, step):
+        ctx = self.context
+        ctx.refresh_ema(step)
+        grid = self.render()
+        self._last = step
+        if ctx.run is not None:
+            path = ctx.run.samples_dir / f"samples-{step:08d}.png"
+            tf.io.write_file(str(path), tf.io.encode_png(grid))
+            ctx.logger.info("step %d: wrote %s", step, path)
+        if ctx.writer is not None:
+            with ctx.writer.as_default(step=step):
+                summary_png("samples/label_real_fake_fakeEMA", grid, step)
+            ctx.writer.flush()
+
+
+# ---------------------------------------------------------------- checkpoints
+class Checkpointer(_StepCallback):
+    """Saves the training state every ``every`` steps and at the end of training
+    (never after a NaN / Inf loss).
+
+    Args:
+        context: the ``RunContext``.
+        manager: a ``CheckpointManager``.
+        every: int. Interval in steps.
+        metric_fn: optional callable ``step -> float or None`` giving the metric of
+            the best checkpoint (FID later); None: no best tracking.
+    """
+
+    def __init__(self, context, manager, every=5000, metric_fn=None):
+        super().__init__(context)
+        self.manager = manager
+        self.every = int(every)
+        self.metric_fn = metric_fn
+        self._last = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self.step
+        if step % self.every == 0 and not self.context.failed:
+            self.save(step)
+
+    def on_train_end(self, logs=None):
+        step = self.step
+        if self.context.failed:
+            self.context.logger.error("training stopped early (%s); no final checkpoint. "
+                                      "Last good checkpoint: %s", self.context.failure,
+                                      self.context.last_checkpoint)
+            return
+        if self._last != step:
+            self.save(step)
+
+    def save(self, step):
+        ctx = self.context
+        ctx.refresh_ema(step)
+        epoch, batch = ctx.position(step)
+        metric = self.metric_fn(step) if self.metric_fn is not None else None
+        start = time.time()
+        path = self.manager.save(step, state={"epoch": epoch, "batch_in_epoch": batch,
+                                              "steps_per_epoch": ctx.steps_per_epoch,
+                                              "total_steps": ctx.total_steps},
+                                 metric=metric)
+        self._last = step
+        ctx.last_checkpoint = str(path)
+        ctx.logger.info("step %d: saved checkpoint %s (%.1f s)", step, path,
+                        time.time() - start)

@@ -1,0 +1,255 @@
+"""The training run: run folders, checkpoints, kill / resume, the NaN guard.
+
+The subprocess tests run `tools/train.py` on a tiny synthetic data set (16
+64x64 examples written with `oasis_tf.data.write_synthetic_dataset`, read with the
+ADE20K layout) and tiny networks (2 SPADE blocks, widths 2 / 4).
+"""
+
+import glob
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from oasis_tf.config import load_config
+from oasis_tf.training import (CheckpointManager, RunDir, build_model, create_run_dir,
+                               next_run_path, train)
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN = REPO / "tools" / "train.py"
+
+TINY = ["data.dataset=ade20k", "model.num_res_blocks=2", "model.g_channels=2",
+        "model.d_channels=4", "model.z_dim=4", "train.batch_size=2", "train.log_every=1",
+        "train.sample_every=3", "train.checkpoint_every=2", "train.keep_checkpoints=2",
+        "train.ema_bn_refresh_batches=1", "data.shuffle_buffer=16"]
+
+
+def _tiny_config(*extra):
+    return load_config("synthetic", overrides=TINY + list(extra))
+
+
+def _have_data_module():
+    try:
+        from oasis_tf.data import load_dataset, write_synthetic_dataset  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+needs_data = pytest.mark.skipif(not _have_data_module(),
+                                reason="oasis_tf.data.load_dataset is not there yet")
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    from oasis_tf.data import write_synthetic_dataset
+    root = tmp_path_factory.mktemp("synthetic")
+    write_synthetic_dataset(str(root), num_train=16, num_val=4, size=64, seed=0)
+    return root
+
+
+def _in_memory_dataset_fn(nan_batch=None, examples=16, batch=2, num_classes=12, size=64):
+    """A ``dataset_fn`` of random dict batches; ``nan_batch``: that batch's images are NaN."""
+    rng = np.random.default_rng(0)
+    image = rng.uniform(-1, 1, (examples, size, size, 3)).astype(np.float32)
+    label = rng.integers(0, num_classes, (examples, size, size)).astype(np.int32)
+    bits = rng.integers(0, 2, (examples, num_classes)).astype(np.int32)
+    if nan_batch is not None:
+        image[nan_batch * batch:(nan_batch + 1) * batch] = np.nan
+
+    def fn(split="train", training=True, batch_size=None, input_context=None):
+        data = {"image": image, "label": label}
+        if training:
+            data["labelmix_bits"] = bits
+        elif split == "train":
+            data = {"image": np.nan_to_num(image), "label": label}
+        return tf.data.Dataset.from_tensor_slices(data).batch(batch_size or batch,
+                                                             drop_remainder=training)
+    return fn
+
+
+def _train_cmd(*args):
+    return [sys.executable, str(TRAIN), *args]
+
+
+def _overrides(items):
+    out = []
+    for item in items:
+        out += ["--override", item]
+    return out
+
+
+def _checkpoint_steps(run):
+    return sorted(int(m.group(1)) for p in glob.glob(str(run / "checkpoints" / "ckpt-*"))
+                  if (m := re.search(r"ckpt-(\d+)$", p)) and os.path.exists(
+                      os.path.join(p, "state.json")))
+
+
+def _npz_checksum(folder, key):
+    state = json.loads((folder / "state.json").read_text())
+    paths = state["optimizer_paths"][key]
+    with np.load(folder / "optimizers.npz") as data:
+        return sum(float(np.abs(data[f"{key}/{i:04d}"].astype(np.float64)).sum())
+                   for i, path in enumerate(paths) if not path.endswith("learning_rate"))
+
+
+# ---------------------------------------------------------------- unit tests
+def test_numbered_run_folders(tmp_path):
+    config = _tiny_config()
+    assert next_run_path(tmp_path, "x").name == "x-0001"
+    first = create_run_dir(tmp_path, "x", config)
+    second = create_run_dir(tmp_path, "x", config)
+    assert (first.path.name, second.path.name) == ("x-0001", "x-0002")
+    for sub in ("samples", "checkpoints", "tensorboard"):
+        assert (first.path / sub).is_dir()
+    assert load_config(first.config_path) == config
+    run = RunDir(first.path)
+    for step in (1, 2, 3, 4):
+        run.append_metrics({"step": step})
+    with open(run.metrics_path, "a") as f:
+        f.write('{"step": 5, "los')  # torn line of a killed process
+    assert run.truncate_metrics(2) == 2
+    assert [r["step"] for r in run.read_metrics()] == [1, 2]
+
+
+def test_checkpoint_round_trip_restores_networks_and_optimizers(tmp_path):
+    config = _tiny_config()
+    model = build_model(config)
+    rng = np.random.default_rng(1)
+    everything = lambda m: (m.generator.weights + m.discriminator.weights  # noqa: E731
+                            + m.ema_generator.weights + m.g_optimizer.variables
+                            + m.d_optimizer.variables)
+    for v in everything(model):  # random values for every variable, incl. moments
+        if v.path.endswith("learning_rate"):
+            continue
+        if "iteration" in v.path:
+            v.assign(7)
+        else:
+            v.assign(rng.standard_normal(v.shape).astype(v.dtype))
+    manager = CheckpointManager(tmp_path, model, max_to_keep=2)
+    for step, metric in ((1, 5.0), (2, 3.0), (3, 4.0)):
+        manager.save(step, state={"epoch": 0, "batch_in_epoch": step}, metric=metric)
+    assert [p.name for p in manager.checkpoints] == ["ckpt-00000002", "ckpt-00000003"]
+    assert manager.best_metric() == 3.0
+    assert not list(tmp_path.glob(".tmp-*"))
+
+    fresh = build_model(config)
+    state = CheckpointManager(tmp_path, fresh).restore()
+    assert state["step"] == 3 and state["batch_in_epoch"] == 3
+    assert state["optimizer_iterations"] == {"g_optimizer": 7, "d_optimizer": 7}
+    pairs = list(zip(everything(model), everything(fresh)))
+    assert len(pairs) == len(everything(model))
+    for a, b in pairs:
+        assert a.path == b.path
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+
+
+def test_nan_loss_stops_training_and_keeps_last_good_checkpoint(tmp_path):
+    """Batch 3 (step 4) has NaN images: the run stops at step 4 and the step-2
+    checkpoint is the last one, unchanged; no final checkpoint, no generator.keras."""
+    config = _tiny_config()
+    seen = {}
+
+    def metric_fn(step):
+        seen[step] = True
+        return None
+
+    result = train(config, runs_root=tmp_path, max_steps=8, console=False,
+                   dataset_fn=_in_memory_dataset_fn(nan_batch=3), name="nan",
+                   metric_fn=metric_fn)
+    run = Path(result.run_dir)
+    assert result.failed and result.step == 4
+    assert "step 4" in result.failure and "nan" in result.failure.lower()
+    assert _checkpoint_steps(run) == [2]
+    assert result.last_checkpoint.endswith("ckpt-00000002")
+    assert sorted(seen) == [2]
+    assert not (run / "generator.keras").exists()
+    log = (run / "train.log").read_text()
+    assert "non-finite loss at step 4" in log and "NOT saved" in log
+    state = json.loads((run / "checkpoints" / "ckpt-00000002" / "state.json").read_text())
+    assert state["optimizer_iterations"] == {"g_optimizer": 2, "d_optimizer": 2}
+    assert max(r["step"] for r in RunDir(run).read_metrics()) == 3
+
+
+# ---------------------------------------------------------------- tools/train.py
+@needs_data
+def test_train_kill_and_resume(tmp_path, data_root):
+    """tools/train.py is killed (SIGKILL) after its first checkpoint, resumed with
+    --resume, and continues at the checkpoint's step with its optimizer state."""
+    runs = tmp_path / "runs"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    log1 = open(tmp_path / "first.out", "w")
+    proc = subprocess.Popen(
+        _train_cmd("--config", "synthetic", "--data_root", str(data_root), "--run_dir",
+                   str(runs), "--max_steps", "1000", *_overrides(TINY)),
+        stdout=log1, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+    try:
+        deadline = time.time() + 150
+        run = None
+        while time.time() < deadline and proc.poll() is None:
+            found = glob.glob(str(runs / "*-0001"))
+            if found and _checkpoint_steps(Path(found[0])):
+                run = Path(found[0])
+                break
+            time.sleep(0.2)
+        assert run is not None, (tmp_path / "first.out").read_text()[-3000:]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log1.close()
+    assert proc.returncode == -signal.SIGKILL
+    steps = _checkpoint_steps(run)
+    resumed_from = steps[-1]
+    ckpt = run / "checkpoints" / f"ckpt-{resumed_from:08d}"
+    saved = json.loads((ckpt / "state.json").read_text())
+    assert saved["optimizer_iterations"] == {"g_optimizer": resumed_from,
+                                             "d_optimizer": resumed_from}
+    sums = {k: _npz_checksum(ckpt, k) for k in ("g", "d")}
+    assert not (run / "generator.keras").exists()
+
+    total = resumed_from + 3
+    out = subprocess.run(
+        _train_cmd("--resume", str(run), "--data_root", str(data_root), "--max_steps",
+                   str(total)),
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=240)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == str(run)
+
+    # continues at the checkpoint's step, with the saved optimizer state
+    log = (run / "train.log").read_text()
+    m = re.search(r"resumed from (\S+) at step (\d+) .*g_optimizer checksum (\S+), "
+                  r"d_optimizer checksum (\S+);", log)
+    assert m, log[-3000:]
+    assert Path(m.group(1)) == ckpt and int(m.group(2)) == resumed_from
+    np.testing.assert_allclose(float(m.group(3)), sums["g"], rtol=1e-9)
+    np.testing.assert_allclose(float(m.group(4)), sums["d"], rtol=1e-9)
+    records = RunDir(run).read_metrics()
+    assert [r["step"] for r in records] == list(range(1, total + 1))
+    for r in records:
+        assert np.isfinite(r["loss_g"]) and np.isfinite(r["loss_d"])
+    final = run / "checkpoints" / f"ckpt-{total:08d}"
+    state = json.loads((final / "state.json").read_text())
+    assert state["step"] == total
+    assert state["optimizer_iterations"] == {"g_optimizer": total, "d_optimizer": total}
+    assert state["epoch"] == total // 8 and state["batch_in_epoch"] == total % 8
+    with np.load(final / "optimizers.npz") as data:
+        assert int(data["g/0000"]) == total and int(data["d/0000"]) == total
+    assert len(_checkpoint_steps(run)) <= 2  # keep_checkpoints
+
+    # the rest of the run folder
+    assert load_config(run / "config.yaml") == _tiny_config()
+    assert glob.glob(str(run / "samples" / "samples-*.png"))
+    assert glob.glob(str(run / "tensorboard" / "events.out.tfevents.*"))
+    assert (run / "generator.keras").exists()
+    assert re.search(r"step +\d+/\d+ .*loss_g .* img/s .*ETA", log)

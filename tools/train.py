@@ -1,0 +1,62 @@
+"""Train OASIS.
+
+    python tools/train.py --config synthetic --data_root data/synthetic
+    python tools/train.py --config cityscapes --data_root /data/cityscapes \
+        --override train.batch_size=16 --override train.lr_g=4e-4
+    python tools/train.py --resume runs/synthetic-0003          # continue a killed run
+    python tools/train.py --config synthetic --dry_run          # plan + one step, no files
+
+Creates a numbered run folder under --run_dir (config.yaml, train.log,
+metrics.jsonl, samples/, checkpoints/, tensorboard/, generator.keras at the end)
+and prints it at the end. --resume continues the run folder from its newest
+checkpoint with the run's own config.yaml (plus any --override). Exit status 1
+when a NaN / Inf loss stopped the run (the last good checkpoint is kept).
+"""
+
+import os
+import sys
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("config", None, "Preset name (ade20k, cityscapes, coco_stuff, synthetic) "
+                    "or a YAML path. Default: the run's config.yaml with --resume, else "
+                    "synthetic.")
+flags.DEFINE_string("data_root", None, "Dataset folder (default: data.root of the config).")
+flags.DEFINE_string("run_dir", "runs", "Folder the numbered run folders are created in.")
+flags.DEFINE_multi_string("override", [], "Config override section.key=value, repeatable "
+                          "(e.g. train.lr_g=2e-4).")
+flags.DEFINE_integer("max_steps", None, "Total step budget (default: num_epochs epochs).")
+flags.DEFINE_bool("dry_run", False, "Print the plan, build everything, run one step; "
+                  "write nothing.")
+flags.DEFINE_string("resume", None, "Run folder to continue from its newest checkpoint.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from oasis_tf.config import load_config  # imported late: flags parse before TF starts
+    from oasis_tf.training import train
+
+    if FLAGS.resume is not None:
+        source = FLAGS.config or os.path.join(FLAGS.resume, "config.yaml")
+    else:
+        source = FLAGS.config or "synthetic"
+    config = load_config(source, overrides=FLAGS.override)
+    result = train(config, data_root=FLAGS.data_root, runs_root=FLAGS.run_dir,
+                   resume=FLAGS.resume, max_steps=FLAGS.max_steps, dry_run=FLAGS.dry_run)
+    if result.failed:
+        print(f"train: stopped: {result.failure}; last good checkpoint: "
+              f"{result.last_checkpoint}", file=sys.stderr)
+        print(result.run_dir)
+        sys.exit(1)
+    if result.run_dir is not None:
+        print(result.run_dir)
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
