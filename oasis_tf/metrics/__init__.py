@@ -1,0 +1,43 @@
+"""Evaluation metrics: FID, mIoU and MS-SSIM diversity.
+
+    fid = oasis_tf.metrics.fid_from_features(real_features, fake_features)
+    miou, per_class = oasis_tf.metrics.mean_iou(pred_ids, true_ids, num_classes, ignore_index=0)
+    div = oasis_tf.metrics.ms_ssim_diversity(images_a, images_b)
+
+FID numbers are comparable with papers only with `StandardFIDInceptionExtractor`
+(the 2015-12-05 Inception graph); `KerasInceptionV3Extractor` results are
+labelled ``comparable_with_papers=False``.
+"""
+
+from oasis_tf.metrics.fid import (
+    InceptionFeatureExtractor,
+    KerasInceptionV3Extractor,
+    StandardFIDInceptionExtractor,
+    StatisticsAccumulator,
+    compute_fid,
+    compute_statistics,
+    feature_statistics,
+    fid_from_features,
+    find_keras_inception_weights,
+    frechet_distance,
+    load_statistics,
+    preprocess_keras_inception,
+    save_statistics,
+)
+from oasis_tf.metrics.miou import (
+    MeanIoUAccumulator,
+    confusion_matrix,
+    iou_from_confusion,
+    mean_iou,
+    segment_with,
+)
+from oasis_tf.metrics.diversity import ms_ssim_diversity, ms_ssim_scales
+
+__all__ = [
+    "frechet_distance", "fid_from_features", "feature_statistics", "save_statistics",
+    "load_statistics", "StatisticsAccumulator", "compute_statistics", "compute_fid",
+    "InceptionFeatureExtractor", "KerasInceptionV3Extractor", "StandardFIDInceptionExtractor",
+    "find_keras_inception_weights", "preprocess_keras_inception",
+    "mean_iou", "confusion_matrix", "iou_from_confusion", "MeanIoUAccumulator", "segment_with",
+    "ms_ssim_diversity", "ms_ssim_scales",
+]
