@@ -8,8 +8,9 @@ land, training, data, export and metrics.
 from oasis_tf.models.generator import OASISGenerator
 from oasis_tf.models.discriminator import OASISDiscriminator
 from oasis_tf.models.oasis import OASIS
-from oasis_tf import convert, data, losses, metrics
+from oasis_tf import convert, data, export, inference, losses, metrics
 
 __version__ = "0.1.0"
 
-__all__ = ["OASIS", "OASISGenerator", "OASISDiscriminator", "convert", "data", "losses", "metrics", "__version__"]
+__all__ = ["OASIS", "OASISGenerator", "OASISDiscriminator", "convert", "data", "export", "inference", "losses",
+           "metrics", "__version__"]

@@ -1,0 +1,263 @@
+"""SavedModel export in TF Serving's layout, built with ``keras.export.ExportArchive``.
+
+``export_saved_model(G, base, "oasis", version=1, discriminator=D)`` writes
+``<base>/oasis/1/`` with these signatures (inputs and outputs by name):
+
+==================== ======================================= ==========================
+signature            inputs                                  outputs
+==================== ======================================= ==========================
+serving_default      label_map int32 [B, H, W], seed int64 [B] image uint8 [B, H, W, 3]
+generate_with_noise  label_map, noise float32 [B, H, W, z_dim] image uint8 [B, H, W, 3]
+generate_png         label_png string [B], seed int64 [B]     image_png string [B]
+segment (with D)     image uint8 [B, H, W, 3]                 label_map int32 [B, H, W]
+==================== ======================================= ==========================
+
+All of them run ``oasis_tf.inference`` in their graphs: seeds become noise through
+``seeded_noise`` (the same seed gives the same image in Python and in serving),
+images are quantised with ``to_uint8``.
+
+Input shapes are declared *unknown* in the signatures (``saved_model_cli`` shows
+``unknown_rank``) on purpose. With static specs such as int32 [None, H, W], checked
+on TF 2.21: ``tf.saved_model.load(...).signatures[...]`` runs a wrong-size or
+wrong-rank input without any error (garbage out); a TF1 ``Session.run`` refuses it
+with a Python ``ValueError`` on the client side only; TF Serving's C++ session does
+not check feeds against the declared shape, and Grappler would fold in-graph rank
+checks away using the declared shape. So every rank, size, channel, batch and
+class-id check is an in-graph ``tf.debugging`` assert that fails the request with
+INVALID_ARGUMENT ("assertion failed: [label_map has class id 13; expected 0..12]"). The expected shapes are in
+``assets/oasis_export.json`` along with class count, size, z_dim, class names and
+the colour palette.
+
+``label_png`` holds PNG bytes of single-channel class-id maps (8-bit; 16-bit when
+there are more than 256 classes); colour or palette PNGs are refused, since
+converting them to grey would silently give wrong ids.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+
+from oasis_tf import inference
+
+__all__ = ["export_saved_model", "read_export_metadata", "default_palette",
+           "METADATA_FILE", "SIGNATURES"]
+
+METADATA_FILE = "oasis_export.json"
+FORMAT_VERSION = 1
+SIGNATURES = ("serving_default", "generate_with_noise", "generate_png", "segment")
+
+
+def default_palette(num_classes, seed=0):
+    """A deterministic palette, uint8 [num_classes, 3]; class 0 (don't care) black."""
+    try:  # the synthetic dataset's colours when they fit
+        from oasis_tf.data import synthetic
+        if len(synthetic.PALETTE) == num_classes:
+            return np.asarray(synthetic.PALETTE, np.uint8)
+    except Exception:  # noqa: BLE001 - any failure falls back to the random palette
+        pass
+    palette = np.random.RandomState(seed).randint(40, 256, size=(num_classes, 3))
+    palette = palette.astype(np.uint8)
+    palette[0] = 0
+    return palette
+
+
+def _check_palette(palette, num_classes):
+    if palette is None:
+        return default_palette(num_classes)
+    arr = np.asarray(palette)
+    if arr.shape != (num_classes, 3):
+        raise ValueError(f"palette must be [num_classes={num_classes}, 3] RGB; got shape "
+                         f"{arr.shape}")
+    if arr.min() < 0 or arr.max() > 255:
+        raise ValueError("palette values must be in 0..255")
+    return arr.astype(np.uint8)
+
+
+def _check_class_names(class_names, num_classes):
+    if class_names is None:
+        return [f"class_{i}" for i in range(num_classes)]
+    names = [str(n) for n in class_names]
+    if len(names) != num_classes:
+        raise ValueError(f"class_names must have num_classes={num_classes} entries; got "
+                         f"{len(names)}")
+    return names
+
+
+def _spec(name, dtype):
+    # Unknown shape on purpose: see the module docstring.
+    return tf.TensorSpec(shape=None, dtype=dtype, name=name)
+
+
+def _decode_label_pngs(label_png, image_size, num_classes):
+    """PNG bytes [B] -> int32 class ids [B, H, W] (asserting rank, channels, size)."""
+    h, w = image_size
+    png_dtype = tf.uint8 if num_classes <= 256 else tf.uint16
+    rank_ok = inference._assert(  # noqa: SLF001 - shared assert helper
+        tf.equal(tf.rank(label_png), 1),
+        "label_png must have rank 1 [batch] (one PNG string per example); got shape {}",
+        tf.shape(label_png))
+    with tf.control_dependencies([rank_ok]):
+        label_png = tf.reshape(label_png, [-1])
+
+    def decode(png):
+        ids = tf.io.decode_png(png, channels=0, dtype=png_dtype)
+        shape = tf.shape(ids)
+        checks = [inference._assert(  # noqa: SLF001
+            tf.equal(shape[2], 1),
+            "label_png must be single-channel (grayscale) PNGs of class ids; got {} "
+            "channels", shape[2])]
+        checks.append(inference._assert(  # noqa: SLF001
+            tf.logical_and(tf.equal(shape[0], h), tf.equal(shape[1], w)),
+            f"label_png has spatial size {{}}x{{}}; this model works on {h}x{w} images",
+            shape[0], shape[1]))
+        return inference._after(checks, tf.cast(ids[:, :, 0], tf.int32), [h, w])  # noqa: SLF001
+
+    return tf.map_fn(decode, label_png, fn_output_signature=tf.TensorSpec([h, w], tf.int32))
+
+
+def _encode_pngs(images):
+    return tf.map_fn(tf.io.encode_png, images, fn_output_signature=tf.TensorSpec([], tf.string))
+
+
+def _metadata(generator, discriminator, model_name, version, palette, class_names):
+    h, w = (int(s) for s in generator.image_size)
+    z = int(generator.z_dim)
+    signatures = {
+        "serving_default": {
+            "inputs": {"label_map": f"int32 [batch, {h}, {w}]", "seed": "int64 [batch]"},
+            "outputs": {"image": f"uint8 [batch, {h}, {w}, 3]"}},
+        "generate_with_noise": {
+            "inputs": {"label_map": f"int32 [batch, {h}, {w}]",
+                       "noise": f"float32 [batch, {h}, {w}, {z}]"},
+            "outputs": {"image": f"uint8 [batch, {h}, {w}, 3]"}},
+        "generate_png": {
+            "inputs": {"label_png": f"string [batch] (single-channel {h}x{w} PNG of class ids)",
+                       "seed": "int64 [batch]"},
+            "outputs": {"image_png": "string [batch] (RGB PNG)"}},
+    }
+    if discriminator is not None:
+        signatures["segment"] = {
+            "inputs": {"image": f"uint8 [batch, {h}, {w}, 3]"},
+            "outputs": {"label_map": f"int32 [batch, {h}, {w}] (argmax over the real "
+                                     f"classes; fake excluded)"}}
+    try:
+        from oasis_tf import __version__
+    except ImportError:  # pragma: no cover
+        __version__ = None
+    return {
+        "format": "oasis_tf.export", "format_version": FORMAT_VERSION,
+        "oasis_tf_version": __version__, "model_name": model_name, "version": int(version),
+        "num_classes": int(generator.num_classes), "image_size": [h, w],
+        "height": h, "width": w, "z_dim": z, "use_3d_noise": bool(generator.use_3d_noise),
+        "class_names": class_names, "palette": palette.tolist(),
+        "noise_from_seed": "row i = tf.random.stateless_normal([z_dim], seed=[seed[i], 0]),"
+                           " constant over the image",
+        "image_quantization": "uint8(clip(round((x + 1) * 127.5), 0, 255))",
+        "signatures": signatures,
+        "generator_config": generator.get_config(),
+        "discriminator_config": (discriminator.get_config()
+                                 if discriminator is not None else None),
+    }
+
+
+def export_saved_model(generator, base_dir, model_name="oasis", version=1,
+                       discriminator=None, palette=None, class_names=None,
+                       overwrite=False, verbose=False):
+    """Export a generator (and optionally its discriminator) for TF Serving.
+
+    Args:
+        generator: an ``OASISGenerator`` (typically the EMA generator).
+        base_dir: TF Serving's ``--model_base_path`` parent.
+        model_name: folder (and TF Serving model name) under ``base_dir``.
+        version: positive integer version folder.
+        discriminator: optional ``OASISDiscriminator``; adds the ``segment`` signature.
+        palette: uint8 [num_classes, 3] colours for label maps (default: a fixed one).
+        class_names: ``num_classes`` names (default ``class_0``, ...).
+        overwrite: replace an existing version folder.
+        verbose: let ExportArchive print the endpoints.
+
+    Returns:
+        The version folder ``<base_dir>/<model_name>/<version>`` (str).
+
+    The export is written to a hidden temporary folder beside the version folder
+    and renamed into place, so a running TF Serving never sees a partial version.
+    """
+    import keras  # noqa: F401 - keras.export below
+
+    if isinstance(version, bool) or int(version) != version or int(version) < 1:
+        raise ValueError(f"version must be a positive integer; got {version!r}")
+    version = int(version)
+    if not model_name or os.sep in model_name or model_name in (".", ".."):
+        raise ValueError(f"model_name must be a plain folder name; got {model_name!r}")
+    num_classes = int(generator.num_classes)
+    size = tuple(int(s) for s in generator.image_size)
+    palette = _check_palette(palette, num_classes)
+    class_names = _check_class_names(class_names, num_classes)
+    if discriminator is not None and int(discriminator.num_classes) != num_classes:
+        raise ValueError(f"discriminator has {discriminator.num_classes} classes but the "
+                         f"generator {num_classes}")
+    if discriminator is not None and any(s % 64 for s in size):
+        raise ValueError(f"the discriminator needs sizes that are multiples of 64; the "
+                         f"generator makes {size}")
+
+    model_dir = os.path.join(os.fspath(base_dir), model_name)
+    version_dir = os.path.join(model_dir, str(version))
+    if os.path.exists(version_dir) and not overwrite:
+        raise FileExistsError(f"{version_dir} exists; pass overwrite=True (--overwrite) or "
+                              f"a new version")
+    os.makedirs(model_dir, exist_ok=True)
+
+    archive = keras.export.ExportArchive()
+    archive.track(generator)
+    if discriminator is not None:
+        archive.track(discriminator)
+
+    def serve(label_map, seed):
+        return {"image": inference.generate(generator, label_map, seed=seed)}
+
+    def generate_with_noise(label_map, noise):
+        noise = inference.check_noise(noise, generator.z_dim, size,
+                                      tf.shape(label_map)[0], allow_2d=False)
+        return {"image": inference.generate(generator, label_map, noise=noise)}
+
+    def generate_png(label_png, seed):
+        label = _decode_label_pngs(label_png, size, num_classes)
+        images = inference.generate(generator, label, seed=seed)
+        return {"image_png": _encode_pngs(images)}
+
+    archive.add_endpoint("serving_default", serve,
+                         [_spec("label_map", tf.int32), _spec("seed", tf.int64)])
+    archive.add_endpoint("generate_with_noise", generate_with_noise,
+                         [_spec("label_map", tf.int32), _spec("noise", tf.float32)])
+    archive.add_endpoint("generate_png", generate_png,
+                         [_spec("label_png", tf.string), _spec("seed", tf.int64)])
+    if discriminator is not None:
+        def segment(image):
+            return {"label_map": inference.segment(discriminator, image, size)}
+
+        archive.add_endpoint("segment", segment, [_spec("image", tf.uint8)])
+
+    tmp_dir = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_dir)
+    try:
+        archive.write_out(tmp_dir, verbose=verbose)
+        meta = _metadata(generator, discriminator, model_name, version, palette, class_names)
+        os.makedirs(os.path.join(tmp_dir, "assets"), exist_ok=True)
+        with open(os.path.join(tmp_dir, "assets", METADATA_FILE), "w") as f:
+            json.dump(meta, f, indent=1)
+        if os.path.exists(version_dir):
+            shutil.rmtree(version_dir)
+        os.rename(tmp_dir, version_dir)
+    except BaseException:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
+    return version_dir
+
+
+def read_export_metadata(version_dir):
+    """The ``assets/oasis_export.json`` of an export, as a dict."""
+    with open(os.path.join(os.fspath(version_dir), "assets", METADATA_FILE)) as f:
+        return json.load(f)
