@@ -132,3 +132,25 @@ def test_fit_trains_a_tiny_model():
     assert model.refresh_ema_statistics(ds.repeat(), num_batches=3) == 4
     assert not np.allclose(mean_before,
                            model.ema_generator.body[0].norm_0.first_norm.moving_mean.numpy())
+
+
+def test_ema_statistics_refresh_callback():
+    from oasis_tf.training.ema import EMAStatisticsRefresh
+
+    tf.keras.utils.set_random_seed(2)
+    g = oasis_tf.OASISGenerator(num_classes=4, image_size=(64, 64), base_channels=2, z_dim=3,
+                                num_res_blocks=3, spade_hidden=8)
+    d = oasis_tf.OASISDiscriminator(num_classes=4, base_channels=4)
+    model = oasis_tf.OASIS(g, d)
+    model.compile()
+    rng = np.random.default_rng(0)
+    data = dict(image=rng.uniform(-1, 1, (4, 64, 64, 3)).astype(np.float32),
+                label=rng.integers(0, 4, (4, 64, 64)).astype(np.int32))
+    ds = tf.data.Dataset.from_tensor_slices(data).batch(2, drop_remainder=True)
+    calls = []
+    original = model.refresh_ema_statistics
+    model.refresh_ema_statistics = lambda *a, **k: calls.append(
+        int(model.d_optimizer.iterations.numpy())) or original(*a, **k)
+    callback = EMAStatisticsRefresh(ds.repeat(), every_n_steps=3, num_batches=2)
+    model.fit(ds.repeat(), steps_per_epoch=4, epochs=1, verbose=0, callbacks=[callback])
+    assert calls == [3, 4]  # every 3 steps, and once at the end

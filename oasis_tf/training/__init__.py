@@ -12,9 +12,10 @@ from oasis_tf.training.checkpoints import (
     restore_training_state,
     save_training_state,
 )
+from oasis_tf.training.ema import EMAStatisticsRefresh
 from oasis_tf.training.run_dir import RunDir, create_run_dir, next_run_path
 from oasis_tf.training.trainer import TrainResult, build_model, make_dataset_fn, train
 
-__all__ = ["CheckpointManager", "RunDir", "TrainResult", "build_model", "create_run_dir",
+__all__ = ["CheckpointManager", "EMAStatisticsRefresh", "RunDir", "TrainResult", "build_model", "create_run_dir",
            "make_dataset_fn", "next_run_path", "optimizer_checksum",
            "restore_training_state", "save_training_state", "train"]
