@@ -128,9 +128,10 @@ class OASIS(keras.Model):
         """A per-step, per-replica seed; resumable (derived from the step)."""
         ctx, _ = _replica_context()
         replica = ctx.replica_id_in_sync_group if ctx is not None else 0
-        step = ops.cast(self.d_optimizer.iterations, "int32")
-        replica = ops.cast(replica, "int32")
-        return tf.stack([self.seed * 1000003 + replica * 7919 + stream, step])
+        step = ops.cast(self.d_optimizer.iterations, "int64")
+        replica = ops.cast(replica, "int64")
+        base = tf.constant((self.seed * 1000003 + stream) % (2**62), tf.int64)
+        return tf.stack([base + replica * 7919, step])
 
     def draw_noise(self, batch_size, stream):
         """Standard normal noise [B, z_dim] drawn in-graph."""
