@@ -3,6 +3,8 @@
     fid = oasis_tf.metrics.fid_from_features(real_features, fake_features)
     miou, per_class = oasis_tf.metrics.mean_iou(pred_ids, true_ids, num_classes, ignore_index=0)
     div = oasis_tf.metrics.ms_ssim_diversity(images_a, images_b)
+    report = oasis_tf.metrics.evaluate_generator(G, val_dataset, extractor="standard:<path>",
+                                                 segmenter=..., real_stats_path="val_stats.npz")
 
 FID numbers are comparable with papers only with `StandardFIDInceptionExtractor`
 (the 2015-12-05 Inception graph); `KerasInceptionV3Extractor` results are
@@ -32,6 +34,17 @@ from oasis_tf.metrics.miou import (
     segment_with,
 )
 from oasis_tf.metrics.diversity import ms_ssim_diversity, ms_ssim_scales
+from oasis_tf.metrics.evaluate import (
+    GeneratorFID,
+    evaluate_generator,
+    evaluate_synthetic,
+    extractor_info,
+    format_report,
+    load_generator,
+    make_extractor,
+    write_report,
+)
+from oasis_tf.metrics.segmenter import SyntheticSegmenter, get_synthetic_segmenter
 
 __all__ = [
     "frechet_distance", "fid_from_features", "feature_statistics", "save_statistics",
@@ -40,4 +53,6 @@ __all__ = [
     "find_keras_inception_weights", "preprocess_keras_inception",
     "mean_iou", "confusion_matrix", "iou_from_confusion", "MeanIoUAccumulator", "segment_with",
     "ms_ssim_diversity", "ms_ssim_scales",
+    "evaluate_generator", "evaluate_synthetic", "GeneratorFID", "make_extractor", "extractor_info", "format_report",
+    "write_report", "load_generator", "get_synthetic_segmenter", "SyntheticSegmenter",
 ]

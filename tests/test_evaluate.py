@@ -1,0 +1,215 @@
+"""evaluate_generator, the evaluate tool, loading generators and the synthetic segmenter.
+
+No Inception weights are available offline: FID runs with a tiny stand-in
+extractor (a fixed random projection of 4x4 block means), which has the
+extractor interface of ``oasis_tf.metrics.fid``.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from oasis_tf.inference import generate
+from oasis_tf.metrics import fid_from_features
+from oasis_tf.metrics.evaluate import (NOT_COMPARABLE, evaluate_generator, format_report, load_generator,
+                                       make_extractor, write_report)
+from oasis_tf.models.generator import OASISGenerator
+from reference import find_reference_dir
+
+REPO = Path(__file__).resolve().parents[1]
+
+STANDIN_SOURCE = textwrap.dedent('''
+    import numpy as np
+
+    class StandInExtractor:
+        """Fixed random projection of 4x4 block means: the extractor interface, no weights."""
+        name = "stand-in random projection"
+        comparable_with_papers = False
+        feature_dim = 16
+
+        def __init__(self):
+            self.w = np.random.RandomState(0).standard_normal((48, self.feature_dim))
+
+        def __call__(self, images):
+            x = np.asarray(images)
+            x = x.astype(np.float64) / 127.5 - 1.0 if x.dtype == np.uint8 else x.astype(np.float64)
+            b, h, w, c = x.shape
+            x = x.reshape(b, 4, h // 4, 4, w // 4, c).mean(axis=(2, 4)).reshape(b, -1)
+            return x @ self.w
+''')
+_ns = {}
+exec(STANDIN_SOURCE, _ns)  # noqa: S102 - the same source the subprocess imports
+StandInExtractor = _ns["StandInExtractor"]
+
+NUM_CLASSES = 5
+COLOURS = np.array([[-1, -1, -1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1], [1, 1, -1]], np.float32)
+
+
+def colour_segmenter(images):
+    """Nearest of COLOURS: perfect on the real images below."""
+    x = np.asarray(images, np.float32)
+    d = ((x[..., None, :] - COLOURS) ** 2).sum(-1)
+    return np.argmin(d, axis=-1).astype(np.int64)
+
+
+def _labels(n, size=16, seed=0):
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, NUM_CLASSES, (n, size // 4, size // 4))
+    return np.repeat(np.repeat(coarse, 4, 1), 4, 2).astype(np.int32)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    generator = OASISGenerator(num_classes=NUM_CLASSES, image_size=(16, 16), base_channels=2, z_dim=4,
+                               num_res_blocks=2)
+    labels = _labels(7)
+    images = COLOURS[labels]
+    batches = [{"image": images[i:i + 3], "label": labels[i:i + 3]} for i in range(0, 7, 3)]
+    return generator, batches, images, labels
+
+
+def test_report_keys_types_and_independent_fid(tiny, tmp_path):
+    generator, batches, images, labels = tiny
+    stats = tmp_path / "real.npz"
+    report = evaluate_generator(generator, batches, extractor=StandInExtractor(), segmenter=colour_segmenter,
+                                real_stats_path=stats, num_diversity_samples=4, seed=3)
+    for key, types in {"fid": float, "fid_extractor": str, "comparable_with_papers": bool, "fid_note": str,
+                       "miou": float, "per_class_iou": list, "miou_real": float, "ms_ssim": float,
+                       "ms_ssim_real_pairs": float, "num_images": int, "ms_ssim_pairs": int,
+                       "ms_ssim_scales": int, "num_diversity_labels": int, "image_size": list,
+                       "real_stats_cached": bool, "notes": list, "time_s": float}.items():
+        assert isinstance(report[key], types), (key, report[key])
+    assert report["num_images"] == 7 and report["num_diversity_labels"] == 4 and report["ms_ssim_pairs"] == 4
+    assert report["comparable_with_papers"] is False and report["fid_note"] == NOT_COMPARABLE
+    assert report["miou_real"] == pytest.approx(1.0)
+    assert len(report["per_class_iou"]) == NUM_CLASSES and report["per_class_iou"][0] is None
+    assert 0.0 <= report["miou"] <= 1.0 and -1.0 <= report["ms_ssim"] <= 1.0
+    # FID against an independent computation with the same seeds
+    fake = np.asarray(generate(generator, labels, seed=np.arange(7) + 3)).astype(np.float32) / 127.5 - 1.0
+    ext = StandInExtractor()
+    expected = fid_from_features(ext(images), ext(fake))
+    assert report["fid"] == pytest.approx(expected, rel=1e-6)
+    # statistics cached with pytorch-fid keys, then reused
+    with np.load(stats) as data:
+        assert data["mu"].shape == (16,) and data["sigma"].shape == (16, 16)
+    again = evaluate_generator(generator, batches, extractor=StandInExtractor(), real_stats_path=stats,
+                               num_diversity_samples=0, seed=3)
+    assert again["real_stats_cached"] is True and again["fid"] == pytest.approx(report["fid"], rel=1e-9)
+    assert again["ms_ssim"] is None and again["miou"] is None
+    other = StandInExtractor()
+    other.name = "another extractor"
+    with pytest.raises(ValueError, match="cannot be compared"):
+        evaluate_generator(generator, batches, extractor=other, real_stats_path=stats)
+    # JSON and table
+    path = write_report(report, tmp_path / "r.json")
+    assert json.loads(Path(path).read_text())["num_images"] == 7
+    table = format_report(report)
+    assert "FID" in table and "mIoU" in table and "MS-SSIM" in table and NOT_COMPARABLE in table
+
+
+def test_no_metrics_and_max_images(tiny):
+    generator, batches, _, _ = tiny
+    report = evaluate_generator(generator, batches, max_images=4, num_diversity_samples=2)
+    assert report["num_images"] == 4 and report["fid"] is None and report["fid_extractor"] is None
+    assert report["miou"] is None and report["segmenter"] is None and report["ms_ssim"] is not None
+    assert make_extractor("none") is None and make_extractor(None) is None
+    with pytest.raises(ValueError, match="unknown extractor"):
+        make_extractor("bogus:1")
+
+
+def test_load_generator_from_run_folder(tmp_path):
+    from oasis_tf.config import load_config, save_config
+
+    config = load_config("synthetic", overrides=["model.num_res_blocks=2", "model.g_channels=2",
+                                                 "model.z_dim=4", "model.image_size=[16, 16]",
+                                                 "data.crop_size=16", "data.load_size=16"])
+    run = tmp_path / "run-0001"
+    save_config(config, run / "config.yaml")
+    ckpt = run / "checkpoints" / "ckpt-00000002"
+    ckpt.mkdir(parents=True)
+    source = OASISGenerator(num_classes=12, image_size=(16, 16), base_channels=2, z_dim=4, num_res_blocks=2)
+    source.save_weights(ckpt / "ema_generator.weights.h5")
+    (ckpt / "state.json").write_text(json.dumps({"step": 2}))
+    label = _labels(2) * 2
+    want = np.asarray(generate(source, label, seed=[1, 2]))
+    loaded, info = load_generator(run)
+    assert info["source"].endswith("ema_generator.weights.h5")
+    np.testing.assert_array_equal(np.asarray(generate(loaded, label, seed=[1, 2])), want)
+    loaded, _ = load_generator(ckpt)
+    np.testing.assert_array_equal(np.asarray(generate(loaded, label, seed=[1, 2])), want)
+    with pytest.raises(FileNotFoundError):
+        load_generator(run, checkpoint="best")
+    from oasis_tf.convert import save_network
+
+    save_network(source, run / "generator.keras")  # what a finished run holds
+    loaded, info = load_generator(run)
+    assert info["source"].endswith("generator.keras")
+    np.testing.assert_array_equal(np.asarray(generate(loaded, label, seed=[1, 2])), want)
+    loaded, info = load_generator(run, checkpoint="latest")
+    assert info["source"].endswith("ema_generator.weights.h5")
+
+
+def _write_folder_dataset(root, n=4, size=64, num_classes=13):
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    for split in ("val",):
+        (root / split / "images").mkdir(parents=True)
+        (root / split / "labels").mkdir(parents=True)
+        for i in range(n):
+            coarse = rng.integers(0, num_classes, (size // 16, size // 16))
+            label = np.repeat(np.repeat(coarse, 16, 0), 16, 1).astype(np.uint8)
+            image = rng.integers(0, 256, (size, size, 3)).astype(np.uint8)
+            Image.fromarray(image, "RGB").save(root / split / "images" / f"{i:03d}.png")
+            Image.fromarray(label, "L").save(root / split / "labels" / f"{i:03d}.png")
+
+
+def test_tool_end_to_end_on_reference_generator(tmp_path):
+    ref = find_reference_dir()
+    if ref is None or not (ref / "small" / "G_state.npz").exists():
+        pytest.skip("reference fixture small/G_state.npz not found")
+    data = tmp_path / "data"
+    _write_folder_dataset(data)
+    (tmp_path / "standin_mod.py").write_text(STANDIN_SOURCE)
+    out = tmp_path / "report.json"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO)]), TF_CPP_MIN_LOG_LEVEL="2")
+    cmd = [sys.executable, str(REPO / "tools" / "evaluate.py"), "--model", str(ref / "small" / "G_state.npz"),
+           "--image_size", "64,64", "--num_classes", "13", "--dataset", "folder", "--data_root", str(data),
+           "--split", "val", "--extractor", "py:standin_mod:StandInExtractor", "--segmenter", "none",
+           "--num_diversity_samples", "2", "--batch_size", "3", "--output", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["num_images"] == 4 and report["num_classes"] == 13 and report["image_size"] == [64, 64]
+    assert isinstance(report["fid"], float) and report["fid_extractor"] == "stand-in random projection"
+    assert report["comparable_with_papers"] is False and report["miou"] is None
+    assert isinstance(report["ms_ssim"], float) and report["ms_ssim_scales"] == 3
+    assert NOT_COMPARABLE in proc.stdout and "MS-SSIM" in proc.stdout and "images" in proc.stdout
+    stats = list((data / "fid_stats").glob("*.npz"))
+    assert len(stats) == 1
+
+
+def test_synthetic_segmenter_above_chance_and_cached(tmp_path, capsys):
+    from oasis_tf.data import write_synthetic_dataset
+    from oasis_tf.metrics.segmenter import get_synthetic_segmenter
+
+    root = tmp_path / "synthetic"
+    write_synthetic_dataset(str(root), num_train=48, num_val=8, size=32, seed=0)
+    kwargs = dict(image_size=(32, 32), cache_dir=tmp_path / "cache", steps=150, width=8, batch_size=8)
+    seg = get_synthetic_segmenter(root, **kwargs)
+    printed = capsys.readouterr().out
+    assert "mIoU on the 8 real validation images" in printed
+    assert seg.val_miou > max(3 * seg.chance_miou, 0.12), (seg.val_miou, seg.chance_miou)  # ~0.22-0.26 vs ~0.035
+    assert os.path.isfile(seg.path)
+    images = np.zeros((2, 32, 32, 3), np.float32)
+    cached = get_synthetic_segmenter(root, **kwargs)
+    assert cached.path == seg.path and cached.val_miou == pytest.approx(seg.val_miou)
+    assert "loaded" in capsys.readouterr().out
+    np.testing.assert_array_equal(cached(images), seg(images))
+    assert seg(images).shape == (2, 32, 32) and seg(images).dtype == np.int64
