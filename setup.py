@@ -38,7 +38,10 @@ setup(
         # torch pulls a multi-GB CUDA build.
         "torch": ["torch>=2.1,<2.15"],
         "litert": ["ai-edge-litert>=1.0,<3"],
-        "test": ["pytest>=8,<10"],
+        # REST/gRPC client of tools/serving_client.py; pins tensorflow like ours.
+        "serving": ["tensorflow-serving-api>=2.16,<2.22"],
+        # The tests run the TFLite files in the LiteRT interpreter when it is there.
+        "test": ["pytest>=8,<10", "ai-edge-litert>=1.0,<3"],
     },
     classifiers=[
         "License :: OSI Approved :: Apache Software License",

@@ -8,7 +8,8 @@ signature            inputs                                  outputs
 ==================== ======================================= ==========================
 serving_default      label_map int32 [B, H, W], seed int64 [B] image uint8 [B, H, W, 3]
 generate_with_noise  label_map, noise float32 [B, H, W, z_dim] image uint8 [B, H, W, 3]
-generate_png         label_png string [B], seed int64 [B]     image_png string [B]
+generate_png         label_png string [B], seed int64 [B]     image_png string [B],
+                                                             image_png_bytes string [B]
 segment (with D)     image uint8 [B, H, W, 3]                 label_map int32 [B, H, W]
 ==================== ======================================= ==========================
 
@@ -28,6 +29,22 @@ INVALID_ARGUMENT ("assertion failed: [label_map has class id 13; expected 0..12]
 ``assets/oasis_export.json`` along with class count, size, z_dim, class names and
 the colour palette.
 
+``generate_png`` returns the same PNG bytes twice: ``image_png`` (the name in the
+API) and ``image_png_bytes``. TF Serving's REST API base64-encodes a string output
+as ``{"b64": "..."}`` only when its name ends in ``_bytes``; other string outputs
+are written byte for byte inside a JSON string (only quotes, backslashes and
+control characters escaped). REST clients read ``image_png_bytes``; gRPC clients
+may read either. As ``image_png`` still comes in the same REST body, that body is
+not valid UTF-8: decode it as Latin-1 before parsing (``tools/serving_client.py``
+does), or use gRPC. String *inputs*
+need no such suffix: TF Serving decodes ``{"b64": "..."}`` for any DT_STRING
+input, so REST clients send ``"label_png": {"b64": "<base64 PNG>"}``.
+
+The generator's variables are also saved as the variable collection
+``generator_variables`` (in ``generator.variables`` order; their paths and shapes
+are in the metadata), so ``oasis_tf.export.convert_tflite`` can rebuild the
+generator from the export without the Keras file.
+
 ``label_png`` holds PNG bytes of single-channel class-id maps (8-bit; 16-bit when
 there are more than 256 classes); colour or palette PNGs are refused, since
 converting them to grey would silently give wrong ids.
@@ -44,9 +61,10 @@ import tensorflow as tf
 from oasis_tf import inference
 
 __all__ = ["export_saved_model", "read_export_metadata", "default_palette",
-           "METADATA_FILE", "SIGNATURES"]
+           "METADATA_FILE", "SIGNATURES", "GENERATOR_VARIABLES"]
 
 METADATA_FILE = "oasis_export.json"
+GENERATOR_VARIABLES = "generator_variables"
 FORMAT_VERSION = 1
 SIGNATURES = ("serving_default", "generate_with_noise", "generate_png", "segment")
 
@@ -137,7 +155,9 @@ def _metadata(generator, discriminator, model_name, version, palette, class_name
         "generate_png": {
             "inputs": {"label_png": f"string [batch] (single-channel {h}x{w} PNG of class ids)",
                        "seed": "int64 [batch]"},
-            "outputs": {"image_png": "string [batch] (RGB PNG)"}},
+            "outputs": {"image_png": "string [batch] (RGB PNG)",
+                        "image_png_bytes": "string [batch] (the same RGB PNG; TF Serving "
+                                           "REST returns it as {\"b64\": ...})"}},
     }
     if discriminator is not None:
         signatures["segment"] = {
@@ -159,6 +179,8 @@ def _metadata(generator, discriminator, model_name, version, palette, class_name
         "image_quantization": "uint8(clip(round((x + 1) * 127.5), 0, 255))",
         "signatures": signatures,
         "generator_config": generator.get_config(),
+        "generator_variables": [{"path": v.path, "shape": [int(d) for d in v.shape]}
+                                for v in generator.variables],
         "discriminator_config": (discriminator.get_config()
                                  if discriminator is not None else None),
     }
@@ -215,6 +237,8 @@ def export_saved_model(generator, base_dir, model_name="oasis", version=1,
     archive.track(generator)
     if discriminator is not None:
         archive.track(discriminator)
+    # For convert_tflite: rebuild the generator from the export (see the docstring).
+    archive.add_variable_collection(GENERATOR_VARIABLES, list(generator.variables))
 
     def serve(label_map, seed):
         return {"image": inference.generate(generator, label_map, seed=seed)}
@@ -227,7 +251,9 @@ def export_saved_model(generator, base_dir, model_name="oasis", version=1,
     def generate_png(label_png, seed):
         label = _decode_label_pngs(label_png, size, num_classes)
         images = inference.generate(generator, label, seed=seed)
-        return {"image_png": _encode_pngs(images)}
+        pngs = _encode_pngs(images)
+        # Same bytes under a `_bytes` name: TF Serving REST base64-encodes only those.
+        return {"image_png": pngs, "image_png_bytes": tf.identity(pngs)}
 
     archive.add_endpoint("serving_default", serve,
                          [_spec("label_map", tf.int32), _spec("seed", tf.int64)])
