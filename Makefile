@@ -38,12 +38,12 @@ install: $(INSTALLED) $(TORCH_STAMP)
 test: install
 	$(PY) -m pytest -q tests $(PYTEST_ARGS)
 
-demo: install
-	@if [ -f tools/demo.py ]; then \
-	  $(PY) tools/demo.py; \
-	else \
-	  echo "make demo: the synthetic-data demo is not built yet (issue 4)"; \
-	fi
+# The synthetic-data demo: data in runs/data/synthetic (or $$OASIS_TF_DATA/synthetic),
+# a run folder runs/demo-NNNN with samples, loss curves and the final checkpoint.
+# DEMO_STEPS=100 make demo for a shorter run.
+DEMO_STEPS ?= 400
+demo: $(INSTALLED)
+	$(PY) tools/demo.py --steps $(DEMO_STEPS)
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache

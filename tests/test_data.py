@@ -188,6 +188,50 @@ def test_resize_keeps_label_values(tmp_path):
         assert b["image"].min() >= -1 and b["image"].max() <= 1
 
 
+def test_resize_is_pil_bicubic_and_nearest(tmp_path):
+    """Images as PIL's (antialiased) BICUBIC, labels as PIL's NEAREST: the
+    official resizing."""
+    root = str(tmp_path / "f")
+    rng = np.random.default_rng(4)
+    image = rng.integers(0, 256, size=(40, 60, 3)).astype(np.uint8)
+    label = rng.integers(0, 6, size=(40, 60)).astype(np.uint8)
+    _folder_pair(root, "p", image, label)
+    ds = oasis_data.load_dataset("folder", root, image_size=(16, 24), batch_size=1,
+                                 num_classes=6, training=False)
+    (b,) = _batches(ds)
+    want = np.asarray(Image.fromarray(image).resize((24, 16), Image.BICUBIC), np.float32)
+    np.testing.assert_allclose(b["image"][0], want / 127.5 - 1, atol=1e-6)
+    want = np.asarray(Image.fromarray(label, "L").resize((24, 16), Image.NEAREST))
+    np.testing.assert_array_equal(b["label"][0], want)
+
+
+def test_load_size_resizes_then_crops(tmp_path):
+    root = str(tmp_path / "f")
+    rng = np.random.default_rng(5)
+    for i in range(8):
+        image = rng.integers(0, 256, size=(30, 30, 3))
+        label = np.tile(np.arange(30) % 7, (30, 1))  # class = column % 7
+        _folder_pair(root, f"c{i}", image, label)
+    kw = dict(image_size=(16, 16), num_classes=7, load_size=24, flip=False)
+    train = oasis_data.load_dataset("folder", root, batch_size=8, seed=1, **kw)
+    (b,) = _batches(train)
+    assert b["image"].shape == (8, 16, 16, 3) and b["label"].shape == (8, 16, 16)
+    full = np.asarray(Image.fromarray(np.tile(np.arange(30) % 7, (30, 1)).astype(np.uint8),
+                                      "L").resize((24, 24), Image.NEAREST))
+    offsets = set()
+    for lab in b["label"]:  # every crop is a window of the resized label map
+        hits = [ox for ox in range(9) if (full[0, ox:ox + 16] == lab[0]).all()]
+        assert hits
+        offsets.add(hits[0])
+    assert len(offsets) > 1  # random crops
+    val = oasis_data.load_dataset("folder", root, batch_size=8, training=False, **kw)
+    (v,) = _batches(val)
+    np.testing.assert_array_equal(v["label"][0], full[4:20, 4:20])  # centred
+    with pytest.raises(ValueError, match="load_size"):
+        oasis_data.load_dataset("folder", root, batch_size=8, image_size=16, num_classes=7,
+                                load_size=8)
+
+
 def test_flip_applies_to_image_and_label_together(tmp_path):
     root = str(tmp_path / "f")
     h, w = 8, 12

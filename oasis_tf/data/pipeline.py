@@ -4,8 +4,8 @@
 reader (`oasis_tf.data.readers`), then builds:
 
     pairs -> [shard] -> [shuffle] -> [zip per-example random stream]
-          -> decode + check (parallel) -> [drop bad pairs] -> resize, flip,
-          scale, LabelMix bits (parallel) -> batch -> prefetch
+          -> decode + check + resize (parallel) -> [drop bad pairs] -> [crop],
+          flip, scale, LabelMix bits (parallel) -> batch -> prefetch
 
 Decoding and checking. Each pair is decoded with PIL inside a
 `tf.numpy_function` (PIL releases the GIL while decoding, so the parallel map
@@ -23,11 +23,18 @@ wrong `num_classes` or layout, not a broken file). Labels must be
 single-channel PNGs (grey or palette indices). COCO-Stuff labels are mapped
 with id + 1, 255 -> 0 before the check.
 
-Resizing. Images: bicubic (antialiased, as PIL's BICUBIC that the official
-code used), clipped and scaled to [-1, 1]. Labels: nearest neighbour
-(`tf.image.resize(method="nearest")`), so a resized label only holds values
-that were in the source; nothing is interpolated. Either is skipped when the
-file already has the target size.
+Resizing (in the same Python call as the decoding, with PIL as the official
+code): images bicubic (PIL's BICUBIC, antialiased when downsizing), labels
+nearest neighbour (PIL's NEAREST), so a resized label only holds values that
+were in the source; nothing is interpolated. Either is skipped when the file
+already has the target size. With `load_size` larger than the output width the
+files are resized to that width and cropped to `image_size` (random crop in
+training, centred otherwise; image and label together).
+
+TFDS. `load_dataset("tfds:oasis_ade20k", data_dir)` (or `source="tfds"`)
+reads a data set built by `oasis_tf.data.tfds_builders` instead of the folders;
+the encoded files are decoded by the same code (errors name the stored file
+name).
 
 Randomness. Shuffling uses `seed`; every example also receives a value from
 `tf.data.Dataset.random(seed)` (re-drawn each epoch, identical for the same
@@ -40,6 +47,7 @@ iterates it (not in tf.data service workers).
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 from typing import Tuple
@@ -51,7 +59,7 @@ from PIL import Image
 from oasis_tf.data import readers, synthetic
 
 __all__ = ["load_dataset", "dataset_num_classes", "DEFAULT_NUM_CLASSES", "default_synthetic_root",
-           "decode_pair"]
+           "decode_pair", "load_resized_pair"]
 
 log = logging.getLogger(__name__)
 
@@ -90,31 +98,58 @@ class _BadFile(ValueError):
         self.path = path
 
 
-def _read_image(path: str) -> np.ndarray:
+def _open(src):
+    """A path or (for TFDS records) the file's bytes -> something `Image.open` takes."""
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        return io.BytesIO(bytes(src))
+    return src
+
+
+def _read_image_pil(path, src=None):
+    """The image as a loaded RGB `PIL.Image` (`src`: the bytes, default read `path`)."""
     try:
-        with Image.open(path) as im:
+        with Image.open(_open(path if src is None else src)) as im:
             im.load()
-            if im.mode != "RGB":
-                im = im.convert("RGB")
-            return np.asarray(im, dtype=np.uint8)
+            return im.convert("RGB") if im.mode != "RGB" else im.copy()
     except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, ...
         raise _BadFile(f"cannot decode image file {path}: {type(e).__name__}: {e}",
                        path) from None
 
 
-def _read_label(path: str) -> np.ndarray:
+def _read_image(path: str, src=None) -> np.ndarray:
+    return np.asarray(_read_image_pil(path, src), dtype=np.uint8)
+
+
+def _read_label(path: str, src=None) -> np.ndarray:
     try:
-        with Image.open(path) as im:
+        with Image.open(_open(path if src is None else src)) as im:
             im.load()
             mode = im.mode
             arr = np.asarray(im)
     except Exception as e:
         raise _BadFile(f"cannot decode label file {path}: {type(e).__name__}: {e}",
                        path) from None
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
     if arr.ndim != 2:
         raise ValueError(f"label file {path} must be a single-channel image of class ids "
                          f"(grey or palette PNG); it has mode {mode} and shape {arr.shape}")
     return arr.astype(np.int32)
+
+
+def _check_pair(image_shape, label, image_path, label_path, num_classes, coco_mapping):
+    if coco_mapping:  # COCO-Stuff: stored ids 0..181 and 255 (unlabelled)
+        label = np.where(label == 255, 0, label + 1).astype(np.int32)
+    if tuple(image_shape) != label.shape:
+        raise ValueError(f"image and label sizes differ: image {image_path} is "
+                         f"{image_shape[0]}x{image_shape[1]} (HxW), label {label_path} is "
+                         f"{label.shape[0]}x{label.shape[1]}")
+    if label.size:
+        high = int(label.max())
+        if high >= num_classes:
+            raise ValueError(f"label file {label_path} has class id {high} >= num_classes="
+                             f"{num_classes} (ids must be in [0, {num_classes}))")
+    return label
 
 
 def decode_pair(image_path: str, label_path: str, num_classes: int,
@@ -126,18 +161,32 @@ def decode_pair(image_path: str, label_path: str, num_classes: int,
     """
     image = _read_image(image_path)
     label = _read_label(label_path)
-    if coco_mapping:  # COCO-Stuff: stored ids 0..181 and 255 (unlabelled)
-        label = np.where(label == 255, 0, label + 1).astype(np.int32)
-    if image.shape[:2] != label.shape:
-        raise ValueError(f"image and label sizes differ: image {image_path} is "
-                         f"{image.shape[0]}x{image.shape[1]} (HxW), label {label_path} is "
-                         f"{label.shape[0]}x{label.shape[1]}")
-    if label.size:
-        high = int(label.max())
-        if high >= num_classes:
-            raise ValueError(f"label file {label_path} has class id {high} >= num_classes="
-                             f"{num_classes} (ids must be in [0, {num_classes}))")
+    label = _check_pair(image.shape[:2], label, image_path, label_path, num_classes,
+                        coco_mapping)
     return image, label
+
+
+def load_resized_pair(image_path, label_path, num_classes, size=None, coco_mapping=False,
+                      image_bytes=None, label_bytes=None):
+    """`decode_pair` followed by the resize to `size` (H, W), both with PIL as the
+    official code: images bicubic (PIL's antialiased BICUBIC), labels nearest
+    neighbour (only values of the source). `image_bytes` / `label_bytes`: the
+    files' contents (TFDS records); the paths then only name them in errors.
+    Returns (uint8 [h, w, 3], int32 [h, w])."""
+    image = _read_image_pil(image_path, image_bytes)
+    label = _read_label(label_path, label_bytes)
+    label = _check_pair((image.height, image.width), label, image_path, label_path,
+                        num_classes, coco_mapping)
+    if size is not None and tuple(size) != label.shape:
+        h, w = int(size[0]), int(size[1])
+        image = image.resize((w, h), Image.BICUBIC)
+        if label.max(initial=0) < 256:
+            label = np.asarray(Image.fromarray(label.astype(np.uint8), "L").resize(
+                (w, h), Image.NEAREST), np.int32)
+        else:
+            label = np.asarray(Image.fromarray(label, "I").resize((w, h), Image.NEAREST),
+                               np.int32)
+    return np.asarray(image, np.uint8), label
 
 
 def _as_size(image_size) -> Tuple[int, int]:
@@ -150,17 +199,46 @@ def _as_size(image_size) -> Tuple[int, int]:
     return size
 
 
+def _resize_target(size, load_size):
+    """(H, W) the files are resized to before the crop: `size` scaled so that its
+    width is `load_size` (None or equal to the width: `size`, no crop)."""
+    if load_size is None or int(load_size) == size[1]:
+        return size
+    load_size = int(load_size)
+    if load_size < size[1]:
+        raise ValueError(f"`load_size` ({load_size}) must be >= the crop width "
+                         f"image_size[1] ({size[1]})")
+    return (int(round(size[0] * load_size / size[1])), load_size)
+
+
+def _tfds_source(layout, source):
+    """(file layout, TFDS name or None) of a `layout` / `source` pair."""
+    if source not in ("files", "tfds"):
+        raise ValueError(f'`source` must be "files" or "tfds". Received: source={source!r}')
+    if isinstance(layout, str) and layout.startswith("tfds:"):
+        from oasis_tf.data import tfds_builders
+        name = layout[len("tfds:"):]
+        return tfds_builders.layout_of(name), name
+    if source == "tfds":
+        from oasis_tf.data import tfds_builders
+        return layout, tfds_builders.builder_name(layout)
+    return layout, None
+
+
 def load_dataset(layout, root=None, split="train", image_size=(256, 256), batch_size=32,
                  training=True, num_classes=None, seed=0, shuffle_buffer=1000,
                  num_parallel_calls=tf.data.AUTOTUNE, skip_bad_files=False, flip=True,
                  drop_remainder=None, labelmix=True, input_context=None,
-                 synthetic_options=None) -> tf.data.Dataset:
+                 synthetic_options=None, load_size=None, source="files") -> tf.data.Dataset:
     """A `tf.data.Dataset` of dict batches as `OASIS.train_step` consumes them.
 
     Args:
-        layout: "ade20k", "cityscapes", "coco_stuff", "folder" or "synthetic".
+        layout: "ade20k", "cityscapes", "coco_stuff", "folder" or "synthetic";
+            or "tfds:<name>" (e.g. "tfds:oasis_ade20k") to read a data set built
+            with `oasis_tf.data.tfds_builders` (`root` is then the TFDS data_dir).
         root: dataset folder. For "synthetic", where the data set is written on
-            first use (default `default_synthetic_root()`).
+            first use (default `default_synthetic_root()`). With TFDS: the
+            `data_dir` (default TFDS's, `~/tensorflow_datasets`).
         split: "train" or "val".
         image_size: int or (height, width) of the output.
         batch_size: global batch size (per replica with `input_context`).
@@ -182,15 +260,24 @@ def load_dataset(layout, root=None, split="train", image_size=(256, 256), batch_
             input pipeline and batches have the per-replica size.
         synthetic_options: for "synthetic", a dict of `write_synthetic_dataset`
             arguments (num_train 1000, num_val 100, size max(image_size), seed 0).
+        load_size: `data.load_size`: the width files are resized to (height in
+            proportion to `image_size`) before a crop of `image_size`: random in
+            training, centred otherwise. None or `image_size[1]`: resize
+            straight to `image_size` (the published runs).
+        source: "files" (the folders) or "tfds" (the TFDS data set of `layout`,
+            e.g. "oasis_ade20k" for "ade20k", in the data_dir `root`).
 
     Returns:
         Batches `{"image": float32 [B, H, W, 3] in [-1, 1], "label": int32
         [B, H, W], "labelmix_bits": int32 [B, num_classes]}` (the last key only
         when training and labelmix).
     """
+    layout, tfds_name = _tfds_source(layout, source)
     if layout not in readers.LAYOUTS:
         raise ValueError(f"`layout` must be one of {readers.LAYOUTS}. Received: layout={layout!r}")
     size = _as_size(image_size)
+    resize_to = _resize_target(size, load_size)
+    crop = resize_to != size
     if num_classes is None:
         num_classes = dataset_num_classes(layout)
     num_classes = int(num_classes)
@@ -202,39 +289,52 @@ def load_dataset(layout, root=None, split="train", image_size=(256, 256), batch_
         num_parallel_calls = tf.data.AUTOTUNE
     if drop_remainder is None:
         drop_remainder = bool(training)
-
-    if layout == "synthetic":
-        opts = dict(_SYNTHETIC_DEFAULTS)
-        opts.update(synthetic_options or {})
-        unknown = set(opts) - set(_SYNTHETIC_DEFAULTS)
-        if unknown:
-            raise ValueError(f"unknown synthetic_options {sorted(unknown)}; "
-                             f"known: {sorted(_SYNTHETIC_DEFAULTS)}")
-        if opts["size"] is None:
-            opts["size"] = max(size)
-        root = default_synthetic_root() if root is None else root
-        synthetic.write_synthetic_dataset(root, **opts)
-    elif root is None:
-        raise ValueError(f"layout {layout!r} needs `root`, the dataset folder.")
-
-    pairs = readers.list_pairs(layout, root, split)
-    if input_context is not None:
-        n = input_context.num_input_pipelines
-        pairs = pairs[input_context.input_pipeline_id::n]
-        if not pairs:
-            raise ValueError(f"input pipeline {input_context.input_pipeline_id} of {n} has no "
-                             f"files ({layout} {split} in {root})")
-        batch_size = input_context.get_per_replica_batch_size(batch_size)
-
-    image_paths = [p[0] for p in pairs]
-    label_paths = [p[1] for p in pairs]
     coco = layout == "coco_stuff"
     skipped = []
 
-    def load(image_path, label_path):
+    if tfds_name is not None:
+        ds, num_files = _tfds_records(tfds_name, root, split, seed, training, input_context)
+        if training and shuffle_buffer and shuffle_buffer > 0:
+            ds = ds.shuffle(min(int(shuffle_buffer), max(num_files, 1)), seed=seed,
+                            reshuffle_each_iteration=True)
+        if input_context is not None:
+            batch_size = input_context.get_per_replica_batch_size(batch_size)
+    else:
+        if layout == "synthetic":
+            opts = dict(_SYNTHETIC_DEFAULTS)
+            opts.update(synthetic_options or {})
+            unknown = set(opts) - set(_SYNTHETIC_DEFAULTS)
+            if unknown:
+                raise ValueError(f"unknown synthetic_options {sorted(unknown)}; "
+                                 f"known: {sorted(_SYNTHETIC_DEFAULTS)}")
+            if opts["size"] is None:
+                opts["size"] = max(size)
+            root = default_synthetic_root() if root is None else root
+            synthetic.write_synthetic_dataset(root, **opts)
+        elif root is None:
+            raise ValueError(f"layout {layout!r} needs `root`, the dataset folder.")
+
+        pairs = readers.list_pairs(layout, root, split)
+        if input_context is not None:
+            n = input_context.num_input_pipelines
+            pairs = pairs[input_context.input_pipeline_id::n]
+            if not pairs:
+                raise ValueError(f"input pipeline {input_context.input_pipeline_id} of {n} "
+                                 f"has no files ({layout} {split} in {root})")
+            batch_size = input_context.get_per_replica_batch_size(batch_size)
+        num_files = len(pairs)
+        ds = tf.data.Dataset.from_tensor_slices(([p[0] for p in pairs], [p[1] for p in pairs]))
+        ds = ds.map(lambda i, l: {"image_path": i, "label_path": l})
+        if training and shuffle_buffer and shuffle_buffer > 0:
+            ds = ds.shuffle(min(int(shuffle_buffer), num_files), seed=seed,
+                            reshuffle_each_iteration=True)
+
+    def load(image_path, label_path, image_bytes, label_bytes):
         ip, lp = image_path.decode(), label_path.decode()
         try:
-            return decode_pair(ip, lp, num_classes, coco)
+            return load_resized_pair(ip, lp, num_classes, resize_to, coco,
+                                     image_bytes=image_bytes or None,
+                                     label_bytes=label_bytes or None)
         except _BadFile as e:
             if not skip_bad_files:
                 raise ValueError(str(e)) from None
@@ -242,9 +342,11 @@ def load_dataset(layout, root=None, split="train", image_size=(256, 256), batch_
             skipped.append(e.path)
             return np.zeros((0, 0, 3), np.uint8), np.zeros((0, 0), np.int32)
 
-    def tf_load(image_path, label_path, rnd=None):
-        image, label = tf.numpy_function(load, [image_path, label_path], [tf.uint8, tf.int32],
-                                         stateful=False)
+    def tf_load(ex, rnd=None):
+        empty = tf.constant(b"")
+        image, label = tf.numpy_function(
+            load, [ex["image_path"], ex["label_path"], ex.get("image_bytes", empty),
+                   ex.get("label_bytes", empty)], [tf.uint8, tf.int32], stateful=False)
         image.set_shape([None, None, 3])
         label.set_shape([None, None])
         out = {"image": image, "label": label}
@@ -254,15 +356,17 @@ def load_dataset(layout, root=None, split="train", image_size=(256, 256), batch_
 
     def preprocess(ex):
         image, label = ex["image"], ex["label"]
-        same = tf.reduce_all(tf.equal(tf.shape(label), size))
-        image = tf.cond(
-            same, lambda: tf.cast(image, tf.float32),
-            lambda: tf.image.resize(tf.cast(image, tf.float32), size, method="bicubic",
-                                    antialias=True))
-        label = tf.cond(
-            same, lambda: label,
-            lambda: tf.image.resize(label[..., None], size, method="nearest")[..., 0])
-        image = tf.clip_by_value(image, 0.0, 255.0) / 127.5 - 1.0
+        if crop:  # random crop in training, centred otherwise (image and label together)
+            dy, dx = resize_to[0] - size[0], resize_to[1] - size[1]
+            if training:
+                off = tf.random.stateless_uniform([2], seed=tf.stack([ex["rnd"], 2]),
+                                                  maxval=2 ** 30, dtype=tf.int32)
+                oy, ox = off[0] % (dy + 1), off[1] % (dx + 1)
+            else:
+                oy, ox = dy // 2, dx // 2
+            image = image[oy:oy + size[0], ox:ox + size[1]]
+            label = label[oy:oy + size[0], ox:ox + size[1]]
+        image = tf.cast(image, tf.float32) / 127.5 - 1.0
         image = tf.ensure_shape(image, [size[0], size[1], 3])
         label = tf.ensure_shape(tf.cast(label, tf.int32), [size[0], size[1]])
         out = {"image": image, "label": label}
@@ -278,14 +382,9 @@ def load_dataset(layout, root=None, split="train", image_size=(256, 256), batch_
                     [num_classes], seed=tf.stack([rnd, 1]), maxval=2, dtype=tf.int32)
         return out
 
-    ds = tf.data.Dataset.from_tensor_slices((image_paths, label_paths))
-    if training and shuffle_buffer and shuffle_buffer > 0:
-        ds = ds.shuffle(min(int(shuffle_buffer), len(pairs)), seed=seed,
-                        reshuffle_each_iteration=True)
     if training:
         rnd = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-        ds = tf.data.Dataset.zip((ds, rnd)).map(
-            lambda paths, r: (paths[0], paths[1], r))
+        ds = tf.data.Dataset.zip((ds, rnd))
     ds = ds.map(tf_load, num_parallel_calls=num_parallel_calls, deterministic=True)
     if skip_bad_files:
         ds = ds.filter(lambda ex: tf.size(ex["label"]) > 0)
@@ -299,5 +398,31 @@ def load_dataset(layout, root=None, split="train", image_size=(256, 256), batch_
         else tf.data.experimental.AutoShardPolicy.DATA)
     ds = ds.with_options(options)
     ds.skipped_files = skipped
-    ds.num_files = len(pairs)
+    ds.num_files = num_files
     return ds
+
+
+def _tfds_records(name, data_dir, split, seed, training, input_context):
+    """The records of a built oasis TFDS data set as {image_path, label_path,
+    image_bytes, label_bytes} (the paths are the stored file names, used in error
+    messages); the files are not decoded by TFDS. Returns (dataset, examples)."""
+    import tensorflow_datasets as tfds
+
+    from oasis_tf.data import tfds_builders  # noqa: F401 - registers the builders
+
+    builder = tfds.builder(name, data_dir=data_dir)
+    if split not in builder.info.splits:
+        raise ValueError(f"TFDS data set {name} in {builder.data_dir} has no split {split!r} "
+                         f"(splits: {sorted(builder.info.splits)})")
+    read_config = tfds.ReadConfig(shuffle_seed=seed, input_context=input_context)
+    ds = builder.as_dataset(split=split, shuffle_files=bool(training), read_config=read_config,
+                            decoders={"image": tfds.decode.SkipDecoding(),
+                                      "label": tfds.decode.SkipDecoding()})
+    where = f"{name}:{split}:"
+    ds = ds.map(lambda ex: {"image_path": where + ex["file_name"],
+                            "label_path": where + ex["file_name"] + " (label)",
+                            "image_bytes": ex["image"], "label_bytes": ex["label"]})
+    num = builder.info.splits[split].num_examples
+    if input_context is not None:
+        num = num // input_context.num_input_pipelines
+    return ds, num

@@ -1,0 +1,349 @@
+"""The oasis_tf demo: a small OASIS trained on the built-in synthetic data set.
+
+    make demo                       # = python tools/demo.py (after creating .venv)
+    python tools/demo.py --steps 300 --out_dir runs
+
+What it does, in order:
+
+1. writes the synthetic data set (procedural outdoor scenes, no download) to
+   ``$OASIS_TF_DATA/synthetic`` or, without that variable, ``runs/data/synthetic``
+   in the repository (kept between runs: the second demo skips this step);
+2. trains ``configs/synthetic.yaml`` for a fixed step budget (default 400 steps,
+   about 12 minutes on 2 shared CPU cores) in a new run folder ``runs/demo-NNNN``,
+   printing a progress line every ``log_every`` steps;
+3. writes, in the run folder,
+   * ``demo_samples.png``: one row per validation label map: colourised label |
+     real image | 4 images from the EMA generator with different noise;
+   * ``loss_curves.png``: the losses of ``metrics.jsonl`` against the step;
+   * (from training) ``samples/`` grids during training, ``checkpoints/``,
+     ``generator.keras`` (EMA generator), ``metrics.jsonl``, ``train.log``;
+4. prints where they are.
+
+The library entry point is ``run_demo`` (the test calls it with a tiny budget).
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # running from a checkout without an install
+    sys.path.insert(0, str(REPO))
+
+DEFAULT_STEPS = 400
+NUM_ROWS = 6
+SAMPLES_PER_LABEL = 4
+
+
+def default_data_root():
+    """``$OASIS_TF_DATA/synthetic``, else ``<repo>/runs/data/synthetic``."""
+    base = os.environ.get("OASIS_TF_DATA")
+    if base:
+        return os.path.join(base, "synthetic")
+    return str(REPO / "runs" / "data" / "synthetic")
+
+
+# ---------------------------------------------------------------- drawing with PIL
+_CURVE_COLOURS = {
+    "loss_g": (31, 119, 180),
+    "loss_d": (0, 0, 0),
+    "loss_d_fake": (214, 39, 40),
+    "loss_d_real": (44, 160, 44),
+    "loss_d_labelmix": (148, 103, 189),
+}
+
+
+def _nice_ticks(lo, hi, count=5):
+    import math
+    span = hi - lo
+    if span <= 0:
+        return [lo]
+    raw = span / max(count, 1)
+    mag = 10 ** math.floor(math.log10(raw))
+    step = min((m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw), default=raw)
+    first = math.ceil(lo / step) * step
+    ticks = []
+    t = first
+    while t <= hi + 1e-9 * span:
+        ticks.append(round(t, 10))
+        t += step
+    return ticks
+
+
+def plot_losses(records, path, keys=None, size=(900, 420), reference=None):
+    """Draws loss curves (one polyline per key against "step") with PIL; writes a PNG.
+
+    Args:
+        records: list of dicts (the lines of ``metrics.jsonl``).
+        path: output PNG.
+        keys: losses to draw (default: the known loss keys present).
+        size: (width, height) of one panel.
+        reference: optional ``(value, text)`` horizontal dashed line (e.g. ln(C)).
+
+    Two panels are drawn side by side: the discriminator's losses (real, fake,
+    total) and the generator's loss; LabelMix goes with D.
+    """
+    from PIL import Image, ImageDraw
+
+    records = [r for r in records if "step" in r]
+    keys = keys or [k for k in _CURVE_COLOURS if any(k in r for r in records)]
+    panels = [("discriminator", [k for k in keys if k.startswith("loss_d")]),
+              ("generator", [k for k in keys if not k.startswith("loss_d")])]
+    panels = [p for p in panels if p[1]]
+    w, h = size
+    img = Image.new("RGB", (w * max(len(panels), 1), h), "white")
+    draw = ImageDraw.Draw(img)
+    left, right, top, bottom = 60, 15, 30, 40
+    for p, (title, names) in enumerate(panels):
+        x0 = p * w + left
+        x1 = (p + 1) * w - right
+        y0, y1 = top, h - bottom
+        steps = [r["step"] for r in records]
+        values = [r[k] for r in records for k in names if k in r]
+        if not steps or not values:
+            continue
+        smin, smax = min(steps), max(steps)
+        vmin, vmax = min(values + ([reference[0]] if reference else [])), max(values)
+        # robust upper limit: an early spike must not flatten the rest
+        ordered = sorted(values)
+        q = ordered[min(len(ordered) - 1, int(0.97 * len(ordered)))]
+        vmax = min(vmax, max(q * 1.5, vmin + 1e-3))
+        vmin = min(0.0, vmin)
+        if smax == smin:
+            smax = smin + 1
+
+        def sx(s):
+            return x0 + (s - smin) / (smax - smin) * (x1 - x0)
+
+        def sy(v):
+            v = min(max(v, vmin), vmax)
+            return y1 - (v - vmin) / (vmax - vmin) * (y1 - y0)
+
+        draw.rectangle([x0, y0, x1, y1], outline=(0, 0, 0))
+        for t in _nice_ticks(vmin, vmax):
+            y = sy(t)
+            draw.line([x0, y, x1, y], fill=(225, 225, 225))
+            draw.text((p * w + 5, y - 6), f"{t:g}", fill=(0, 0, 0))
+        for t in _nice_ticks(smin, smax):
+            x = sx(t)
+            draw.line([x, y1, x, y1 + 4], fill=(0, 0, 0))
+            draw.text((x - 10, y1 + 6), f"{int(t)}", fill=(0, 0, 0))
+        draw.text(((x0 + x1) // 2 - 10, h - 16), "step", fill=(0, 0, 0))
+        if reference is not None and vmin <= reference[0] <= vmax:
+            y = sy(reference[0])
+            for xs in range(int(x0), int(x1), 12):
+                draw.line([xs, y, min(xs + 6, x1), y], fill=(120, 120, 120))
+            draw.text((x1 - 160, y - 13), reference[1], fill=(90, 90, 90))
+        for k in names:
+            pts = [(sx(r["step"]), sy(r[k])) for r in records if k in r]
+            colour = _CURVE_COLOURS.get(k, (255, 127, 14))
+            if len(pts) > 1:
+                draw.line(pts, fill=colour, width=2)
+            elif pts:
+                draw.ellipse([pts[0][0] - 2, pts[0][1] - 2, pts[0][0] + 2, pts[0][1] + 2],
+                             fill=colour)
+        # legend
+        lx = x0 + 8
+        draw.text((x0, 8), title, fill=(0, 0, 0))
+        for i, k in enumerate(names):
+            colour = _CURVE_COLOURS.get(k, (255, 127, 14))
+            ly = y0 + 8 + 14 * i
+            draw.line([lx, ly + 6, lx + 18, ly + 6], fill=colour, width=3)
+            draw.text((lx + 24, ly), k, fill=(0, 0, 0))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+    return Path(path)
+
+
+def sample_grid(generator, label, image, samples_per_label=SAMPLES_PER_LABEL, seed=0,
+                palette=None):
+    """uint8 grid: one row per label map: label | real | ``samples_per_label`` fakes
+    (different noise, same label)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from oasis_tf.data import synthetic
+    from oasis_tf.training.callbacks import colorize
+
+    label = np.asarray(label, np.int32)
+    n = len(label)
+    palette = synthetic.PALETTE if palette is None else palette
+    rng = np.random.default_rng(seed)
+    columns = [colorize(label, palette), _to_uint8(image)]
+    for _ in range(samples_per_label):
+        noise = rng.standard_normal((n, generator.z_dim)).astype(np.float32)
+        fake = generator({"label": tf.constant(label), "noise": tf.constant(noise)},
+                         training=False)
+        columns.append(_to_uint8(fake))
+    pad = 2
+    h, w = label.shape[1:3]
+    cols = len(columns)
+    grid = np.full((n * (h + pad) + pad, cols * (w + pad) + pad + pad * 2, 3), 255, np.uint8)
+    for r in range(n):
+        for c, col in enumerate(columns):
+            x = pad + c * (w + pad) + (pad * 2 if c >= 2 else 0)  # gap before the fakes
+            y = pad + r * (h + pad)
+            grid[y:y + h, x:x + w] = col[r]
+    return grid
+
+
+def _to_uint8(x):
+    import numpy as np
+    x = np.asarray(x, np.float32)
+    return np.clip(np.round((x + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def _upscale(grid, factor):
+    import numpy as np
+    if factor <= 1:
+        return grid
+    return np.repeat(np.repeat(grid, factor, axis=0), factor, axis=1)
+
+
+def _read_metrics(path):
+    records = []
+    if Path(path).exists():
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
+    return records
+
+
+# ---------------------------------------------------------------- the demo
+def run_demo(out_dir=None, steps=DEFAULT_STEPS, data_root=None, config="synthetic",
+             overrides=(), synthetic_options=None, num_rows=NUM_ROWS,
+             samples_per_label=SAMPLES_PER_LABEL, console=True):
+    """Writes the synthetic data, trains, draws the demo figures; returns a dict of paths.
+
+    Args:
+        out_dir: where the run folder ``demo-NNNN`` is created (default ``<repo>/runs``).
+        steps: training steps.
+        data_root: synthetic data folder (default ``default_data_root()``).
+        config: preset name or YAML path (default the ``synthetic`` preset).
+        overrides: extra ``section.key=value`` config overrides.
+        synthetic_options: ``write_synthetic_dataset`` arguments (num_train,
+            num_val, size, seed); size defaults to the config's image size.
+        num_rows: label maps in ``demo_samples.png``.
+        samples_per_label: generated images per label map.
+        console: print progress.
+
+    Returns:
+        dict with "run_dir", "samples", "loss_curves", "generator", "checkpoint",
+        "metrics", "steps", "seconds" (training + figures), "data_seconds".
+    """
+    t0 = time.time()
+    import keras
+    import numpy as np
+
+    from oasis_tf.config import load_config
+    from oasis_tf.data import load_dataset, synthetic
+    from oasis_tf.training import train
+
+    say = print if console else (lambda *a, **k: None)
+    out_dir = Path(out_dir) if out_dir is not None else REPO / "runs"
+    data_root = data_root or default_data_root()
+    cfg = load_config(config, overrides=list(overrides))
+    if cfg.data.dataset != "synthetic":
+        raise ValueError(f"the demo trains on the synthetic data set; config {config!r} has "
+                         f"data.dataset={cfg.data.dataset!r}")
+
+    # 1. data -------------------------------------------------------------
+    opts = {"num_train": 1000, "num_val": 100, "size": max(cfg.model.image_size), "seed": 0}
+    opts.update(synthetic_options or {})
+    t_data = time.time()
+    if synthetic.synthetic_dataset_complete(data_root, **opts):
+        say(f"demo: synthetic data set already in {data_root}")
+    else:
+        say(f"demo: writing the synthetic data set ({opts['num_train']} train + "
+            f"{opts['num_val']} val scenes, {opts['size']}x{opts['size']}) to {data_root} ...")
+        synthetic.write_synthetic_dataset(data_root, **opts)
+    data_seconds = time.time() - t_data
+    say(f"demo: data ready in {data_seconds:.1f} s")
+
+    def dataset_fn(split="train", training=True, batch_size=None, input_context=None):
+        return load_dataset(
+            "synthetic", data_root, split=split, image_size=cfg.model.image_size,
+            batch_size=batch_size or cfg.train.batch_size, training=training,
+            num_classes=cfg.model.num_classes, seed=cfg.train.seed,
+            shuffle_buffer=cfg.data.shuffle_buffer,
+            num_parallel_calls=cfg.data.num_parallel_calls,
+            skip_bad_files=cfg.data.skip_bad_files, flip=cfg.data.flip,
+            input_context=input_context, synthetic_options=opts)
+
+    # 2. training ---------------------------------------------------------
+    say(f"demo: training {steps} steps (batch {cfg.train.batch_size}, "
+        f"{cfg.model.image_size[0]}x{cfg.model.image_size[1]}); a progress line every "
+        f"{cfg.train.log_every} steps")
+    t_train = time.time()
+    result = train(cfg, data_root=data_root, runs_root=str(out_dir), max_steps=int(steps),
+                   dataset_fn=dataset_fn, name="demo", console=console)
+    train_seconds = time.time() - t_train
+    run_dir = Path(result.run_dir)
+    if result.failed:
+        raise RuntimeError(f"demo training stopped: {result.failure} (run folder {run_dir})")
+
+    # 3. figures ----------------------------------------------------------
+    generator_path = run_dir / "generator.keras"
+    generator = keras.saving.load_model(str(generator_path), compile=False)
+    batch = next(iter(dataset_fn(split="val", training=False, batch_size=num_rows)))
+    grid = sample_grid(generator, batch["label"].numpy(), batch["image"].numpy(),
+                       samples_per_label=samples_per_label, seed=cfg.train.seed)
+    from PIL import Image
+    samples_path = run_dir / "demo_samples.png"
+    factor = max(1, 256 // max(cfg.model.image_size))  # small images: enlarge for viewing
+    Image.fromarray(_upscale(grid, min(factor, 4))).save(samples_path)
+
+    records = _read_metrics(run_dir / "metrics.jsonl")
+    curves_path = run_dir / "loss_curves.png"
+    plot_losses(records, curves_path,
+                reference=(float(np.log(cfg.model.num_classes + 1)),
+                           f"ln({cfg.model.num_classes + 1}): uniform D"))
+    seconds = time.time() - t0
+    out = {"run_dir": str(run_dir), "samples": str(samples_path),
+           "loss_curves": str(curves_path), "generator": str(generator_path),
+           "checkpoint": result.last_checkpoint, "metrics": str(run_dir / "metrics.jsonl"),
+           "train_log": str(run_dir / "train.log"), "sample_dir": str(run_dir / "samples"),
+           "steps": result.step, "seconds": seconds, "train_seconds": train_seconds,
+           "data_seconds": data_seconds, "final_losses": result.logs}
+    say("")
+    say(f"demo: done: {result.step} steps in {train_seconds / 60:.1f} min of training "
+        f"({seconds / 60:.1f} min in all)")
+    say(f"  run folder       {run_dir}")
+    say(f"  samples          {samples_path}  (rows: label | real | {samples_per_label} EMA "
+        f"samples with different noise)")
+    say(f"  loss curves      {curves_path}")
+    say(f"  grids in training {run_dir / 'samples'}")
+    say(f"  generator        {generator_path}")
+    say(f"  last checkpoint  {result.last_checkpoint}")
+    say(f"  data             {data_root}")
+    if result.logs:
+        say("  final losses     " + ", ".join(f"{k} {v:.3f}" for k, v in result.logs.items()))
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=int(os.environ.get("DEMO_STEPS",
+                                                                        DEFAULT_STEPS)),
+                        help=f"training steps (default {DEFAULT_STEPS}, or $DEMO_STEPS)")
+    parser.add_argument("--out_dir", default=None, help="where the run folder goes "
+                        "(default <repo>/runs)")
+    parser.add_argument("--data_root", default=None, help="synthetic data folder (default "
+                        "$OASIS_TF_DATA/synthetic or <repo>/runs/data/synthetic)")
+    parser.add_argument("--config", default="synthetic", help="preset or YAML path")
+    parser.add_argument("--override", action="append", default=[],
+                        help="config override section.key=value (repeatable)")
+    args = parser.parse_args(argv)
+    run_demo(out_dir=args.out_dir, steps=args.steps, data_root=args.data_root,
+             config=args.config, overrides=args.override)
+
+
+if __name__ == "__main__":
+    main()
