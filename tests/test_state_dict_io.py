@@ -2,7 +2,6 @@
 
 import collections
 import importlib.util
-import io
 import os
 import pickle
 import zipfile

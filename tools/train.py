@@ -5,12 +5,24 @@
         --override train.batch_size=16 --override train.lr_g=4e-4
     python tools/train.py --resume runs/synthetic-0003          # continue a killed run
     python tools/train.py --config synthetic --dry_run          # plan + one step, no files
+    python tools/train.py --config ade20k --strategy mirrored   # all local GPUs
+    TF_CONFIG='{"cluster": {"worker": ["h0:12345", "h1:12345"]},
+                "task": {"type": "worker", "index": 0}}' \
+        python tools/train.py --config ade20k --strategy multiworker   # on every machine
 
 Creates a numbered run folder under --run_dir (config.yaml, train.log,
 metrics.jsonl, samples/, checkpoints/, tensorboard/, generator.keras at the end)
 and prints it at the end. --resume continues the run folder from its newest
 checkpoint with the run's own config.yaml (plus any --override). Exit status 1
 when a NaN / Inf loss stopped the run (the last good checkpoint is kept).
+
+--strategy multiworker: every worker runs this command with its own TF_CONFIG;
+the chief (worker 0) creates the run folder and writes checkpoints, samples,
+metrics and TensorBoard events; the others write only <run_dir>/<name>-worker-<i>.log
+(or <resume>/worker-<i>.log). The global batch (train.batch_size) is split over
+all replicas and the data files are sharded per worker. After a worker dies,
+kill the job and restart every worker with --resume <the chief's run folder>
+(storage shared by the workers): all of them restore the chief's newest checkpoint.
 """
 
 import os
@@ -30,6 +42,11 @@ flags.DEFINE_integer("max_steps", None, "Total step budget (default: num_epochs 
 flags.DEFINE_bool("dry_run", False, "Print the plan, build everything, run one step; "
                   "write nothing.")
 flags.DEFINE_string("resume", None, "Run folder to continue from its newest checkpoint.")
+flags.DEFINE_string("fid_extractor", None, "FID every train.fid_every steps: "
+                    "standard:<classify_image_graph_def.pb|tgz>, keras[:<weights.h5>] or auto.")
+flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multiworker"],
+                  "tf.distribute strategy: one device, all local GPUs (MirroredStrategy) or "
+                  "several machines configured by TF_CONFIG (MultiWorkerMirroredStrategy).")
 
 
 def main(argv):
@@ -37,6 +54,9 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     from oasis_tf.config import load_config  # imported late: flags parse before TF starts
     from oasis_tf.training import train
+    from oasis_tf.training.distribute import create_strategy
+
+    strategy = create_strategy(FLAGS.strategy)  # first: before any other TensorFlow op
 
     if FLAGS.resume is not None:
         source = FLAGS.config or os.path.join(FLAGS.resume, "config.yaml")
@@ -44,7 +64,8 @@ def main(argv):
         source = FLAGS.config or "synthetic"
     config = load_config(source, overrides=FLAGS.override)
     result = train(config, data_root=FLAGS.data_root, runs_root=FLAGS.run_dir,
-                   resume=FLAGS.resume, max_steps=FLAGS.max_steps, dry_run=FLAGS.dry_run)
+                   resume=FLAGS.resume, max_steps=FLAGS.max_steps, dry_run=FLAGS.dry_run,
+                   strategy=strategy, fid_extractor=FLAGS.fid_extractor)
     if result.failed:
         print(f"train: stopped: {result.failure}; last good checkpoint: "
               f"{result.last_checkpoint}", file=sys.stderr)

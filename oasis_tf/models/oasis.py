@@ -45,6 +45,41 @@ def _all_reduce_sum(values):
     return ctx.all_reduce(tf.distribute.ReduceOp.SUM, values)
 
 
+def _loss_scale(optimizer):
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return optimizer
+    return keras.optimizers.LossScaleOptimizer(optimizer, name=f"{optimizer.name}_loss_scale")
+
+
+def _scale_loss(optimizer, loss):
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return optimizer.scale_loss(loss)
+    return loss
+
+
+def _apply(optimizer, tape, loss, variables):
+    """One optimizer step on ``variables`` with the gradients of ``loss``.
+
+    With a ``LossScaleOptimizer`` (float16) ``loss`` is the scaled loss; the
+    optimizer divides the gradients by the scale and skips the step when they
+    are not finite. Here the finiteness is made global first (one non-finite
+    gradient on any replica poisons every replica's gradients), so all replicas
+    take the same decision, and a skipped step still advances ``iterations``
+    (the training step counter: data position, noise seeds, checkpoints).
+    """
+    grads = tape.gradient(loss, variables)
+    if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        optimizer.apply_gradients(zip(grads, variables))
+        return
+    flags = [tf.reduce_all(tf.math.is_finite(g)) for g in grads if g is not None]
+    local_bad = 1.0 - tf.cast(tf.reduce_all(tf.stack(flags)), tf.float32)
+    finite = tf.equal(_all_reduce_sum(local_bad), 0.0)
+    poison = tf.where(finite, 1.0, float("nan"))
+    grads = [None if g is None else g * tf.cast(poison, g.dtype) for g in grads]
+    optimizer.apply_gradients(zip(grads, variables))
+    optimizer.iterations.assign_add(tf.cast(tf.logical_not(finite), optimizer.iterations.dtype))
+
+
 @keras.saving.register_keras_serializable(package="oasis_tf")
 class OASIS(keras.Model):
     """Trains an OASIS generator and discriminator with ``fit``.
@@ -100,7 +135,8 @@ class OASIS(keras.Model):
         self.built = True
 
     # ------------------------------------------------------------ compile
-    def compile(self, g_optimizer=None, d_optimizer=None, lr_g=1e-4, lr_d=4e-4, **kwargs):
+    def compile(self, g_optimizer=None, d_optimizer=None, lr_g=1e-4, lr_d=4e-4,
+                loss_scaling="auto", **kwargs):
         """Set the two optimizers (defaults: PyTorch-style Adam, betas (0, 0.999),
         epsilon 1e-8) and build them on their variable lists.
 
@@ -111,11 +147,20 @@ class OASIS(keras.Model):
             d_optimizer: optimizer of the discriminator.
             lr_g: generator learning rate of the default optimizer.
             lr_d: discriminator learning rate of the default optimizer.
+            loss_scaling: wrap both optimizers in ``keras.optimizers.LossScaleOptimizer``
+                (dynamic loss scaling). "auto": when the generator or the
+                discriminator computes in float16 (``mixed_float16``).
             **kwargs: passed to ``keras.Model.compile`` (e.g. ``jit_compile``).
         """
         super().compile(optimizer=None, **kwargs)
         self.g_optimizer = g_optimizer or TorchAdam(learning_rate=lr_g, name="g_optimizer")
         self.d_optimizer = d_optimizer or TorchAdam(learning_rate=lr_d, name="d_optimizer")
+        if loss_scaling == "auto":
+            loss_scaling = "float16" in (self.generator.compute_dtype,
+                                         self.discriminator.compute_dtype)
+        if loss_scaling:
+            self.g_optimizer = _loss_scale(self.g_optimizer)
+            self.d_optimizer = _loss_scale(self.d_optimizer)
         self.g_optimizer.build(self.generator.trainable_variables)
         self.d_optimizer.build(self.discriminator.trainable_variables)
 
@@ -136,12 +181,12 @@ class OASIS(keras.Model):
     def draw_noise(self, batch_size, stream):
         """Standard normal noise [B, z_dim] drawn in-graph."""
         return tf.random.stateless_normal([batch_size, self.generator.z_dim],
-                                          seed=self._stateless_seed(stream))
+                                          seed=self._stateless_seed(stream), alg="philox")
 
     def draw_labelmix_bits(self, batch_size):
         """One random bit per example and class, [B, num_classes]."""
         return tf.random.stateless_uniform([batch_size, self.num_classes],
-                                           seed=self._stateless_seed(3), maxval=2,
+                                           seed=self._stateless_seed(3), maxval=2, alg="philox",
                                            dtype=tf.int32)
 
     # ------------------------------------------------------------ training
@@ -173,8 +218,8 @@ class OASIS(keras.Model):
         with tf.GradientTape() as tape:
             fake = G({"label": label, "noise": noise_g}, training=True)
             loss_g = losses.g_adversarial_loss(D(fake, training=True), label, weights, pixels)
-        g_vars = G.trainable_variables
-        self.g_optimizer.apply_gradients(zip(tape.gradient(loss_g, g_vars), g_vars))
+            scaled_g = _scale_loss(self.g_optimizer, loss_g)
+        _apply(self.g_optimizer, tape, scaled_g, G.trainable_variables)
 
         # 2. discriminator update (fresh noise; G in train mode, no gradient)
         fake = ops.stop_gradient(G({"label": label, "noise": noise_d}, training=True))
@@ -193,8 +238,8 @@ class OASIS(keras.Model):
                 loss_d_labelmix = self.lambda_labelmix * losses.labelmix_loss(
                     d_real, d_fake, d_mixed, mask, elements)
             loss_d = loss_d_fake + loss_d_real + loss_d_labelmix
-        d_vars = D.trainable_variables
-        self.d_optimizer.apply_gradients(zip(tape.gradient(loss_d, d_vars), d_vars))
+            scaled_d = _scale_loss(self.d_optimizer, loss_d)
+        _apply(self.d_optimizer, tape, scaled_d, D.trainable_variables)
 
         # 3. EMA of every generator variable
         if self.use_ema:
@@ -255,7 +300,8 @@ class OASIS(keras.Model):
 
         @tf.function
         def forward(label, seed_pair):
-            noise = tf.random.stateless_normal([tf.shape(label)[0], z_dim], seed=seed_pair)
+            noise = tf.random.stateless_normal([tf.shape(label)[0], z_dim], seed=seed_pair,
+                                               alg="philox")
             ema({"label": label, "noise": noise}, training=True)
 
         count = 0

@@ -22,7 +22,6 @@ official: 50 batches) once before sampling or saving at a step.
 """
 
 import datetime
-import logging
 import math
 import time
 

@@ -37,16 +37,15 @@ import sys
 import time
 from pathlib import Path
 
-import keras
-import numpy as np
 import tensorflow as tf
 
-from oasis_tf.config import OASISConfig, save_config
+from oasis_tf.config import OASISConfig
 from oasis_tf.models.discriminator import OASISDiscriminator
 from oasis_tf.models.generator import OASISGenerator
 from oasis_tf.models.oasis import OASIS
 from oasis_tf.optimizers import make_optimizers
 from oasis_tf.training import callbacks as cb
+from oasis_tf.training import distribute, precision
 from oasis_tf.training.checkpoints import CheckpointManager, optimizer_checksum
 from oasis_tf.training.run_dir import LOGGER_NAME, RunDir, create_run_dir, next_run_path
 
@@ -80,10 +79,15 @@ class TrainResult:
 
 def build_model(config, strategy=None):
     """The compiled ``OASIS`` model of ``config`` (created and built inside
-    ``strategy.scope()``; optimizers: PyTorch-style Adam from ``config.train``)."""
+    ``strategy.scope()``; optimizers: PyTorch-style Adam from ``config.train``).
+
+    The networks are built under the Keras dtype policy ``train.mixed_precision``
+    (``precision.policy_scope``: the global policy is restored afterwards); under
+    ``mixed_float16`` both optimizers get dynamic loss scaling. ``train.jit_compile``
+    XLA-compiles the training step."""
     strategy = strategy or tf.distribute.get_strategy()
     m, t = config.model, config.train
-    with strategy.scope():
+    with strategy.scope(), precision.policy_scope(t.mixed_precision):
         generator = OASISGenerator(
             num_classes=m.num_classes, image_size=m.image_size, base_channels=m.g_channels,
             z_dim=m.z_dim, num_res_blocks=m.num_res_blocks, use_3d_noise=m.use_3d_noise,
@@ -97,7 +101,15 @@ def build_model(config, strategy=None):
                       use_ema=t.use_ema, seed=t.seed)
         g_opt, d_opt = make_optimizers(t.lr_g, t.lr_d, beta_1=t.beta_1, beta_2=t.beta_2,
                                        epsilon=t.epsilon)
-        model.compile(g_optimizer=g_opt, d_optimizer=d_opt, jit_compile=t.jit_compile)
+        # XLA compiles the whole step on one replica; with several, Keras would
+        # nest a jit-compiled tf.function (with the EMA's merge_call and the
+        # cross-replica all-reduces) inside strategy.run, which is not supported.
+        jit = bool(t.jit_compile) and strategy.num_replicas_in_sync == 1
+        if t.jit_compile and not jit:
+            logging.getLogger(LOGGER_NAME).warning(
+                "train.jit_compile ignored: %d replicas (XLA is used with one replica)",
+                strategy.num_replicas_in_sync)
+        model.compile(g_optimizer=g_opt, d_optimizer=d_opt, jit_compile=jit)
     return model
 
 
@@ -116,7 +128,7 @@ def make_dataset_fn(config, data_root=None):
             batch_size=batch_size or t.batch_size, training=training,
             num_classes=m.num_classes, seed=t.seed, shuffle_buffer=d.shuffle_buffer,
             num_parallel_calls=d.num_parallel_calls, skip_bad_files=d.skip_bad_files,
-            flip=d.flip, input_context=input_context)
+            flip=d.flip, input_context=input_context, load_size=d.load_size)
 
     return fn
 
@@ -156,7 +168,7 @@ def _console_logger():
 
 def train(config, data_root=None, runs_root="runs", resume=None, max_steps=None,
           dry_run=False, strategy=None, dataset_fn=None, name=None, metric_fn=None,
-          console=True):
+          console=True, fid_extractor=None):
     """Trains OASIS as configured; returns a ``TrainResult``.
 
     Args:
@@ -175,12 +187,14 @@ def train(config, data_root=None, runs_root="runs", resume=None, max_steps=None,
         metric_fn: optional ``step -> float`` for the "best" checkpoint (lower is
             better); None: no best tracking.
         console: also log to stdout.
+        fid_extractor: FID during training every ``train.fid_every`` steps: an
+            extractor or a spec ("standard:<path>", "keras[:<h5>]", "auto"; see
+            ``oasis_tf.metrics.make_extractor``). None: no FID.
     """
     if not isinstance(config, OASISConfig):
         raise ValueError(f"`config` must be an OASISConfig. Received: {type(config).__name__}")
     t = config.train
-    if t.mixed_precision != "float32":
-        keras.mixed_precision.set_global_policy(t.mixed_precision)
+    precision.check_policy(t.mixed_precision)  # build_model applies it to the networks
     strategy = strategy or tf.distribute.get_strategy()
     replicas = strategy.num_replicas_in_sync
     if t.batch_size % replicas:
@@ -188,12 +202,24 @@ def train(config, data_root=None, runs_root="runs", resume=None, max_steps=None,
                          f"number of replicas ({replicas})")
     dataset_fn = dataset_fn or make_dataset_fn(config, data_root)
     name = name or config.data.dataset
+    chief = distribute.is_chief(strategy)
+    _, task_id, _ = distribute.task_info(strategy)
 
     # ---------------------------------------------------------------- run folder
     run = None
     handler = None
+    worker_log = None
     if dry_run:
         logger, handler = _console_logger()
+    elif not chief:
+        # A non-chief worker writes only its own log: <run>/worker-<i>.log on a
+        # resume, else <runs_root>/<name>-worker-<i>.log. It restores from the
+        # chief's checkpoints (shared storage) and trains every step like the chief.
+        folder = Path(resume) if resume is not None else Path(runs_root)
+        prefix = "" if resume is not None else f"{name}-"
+        folder.mkdir(parents=True, exist_ok=True)
+        worker_log = folder / f"{prefix}worker-{task_id}.log"
+        logger = _open_worker_logger(worker_log, console)
     elif resume is not None:
         run = RunDir(resume)
         if not run.checkpoints_dir.is_dir():
@@ -232,6 +258,10 @@ def train(config, data_root=None, runs_root="runs", resume=None, max_steps=None,
         if run is not None:
             manager = CheckpointManager(run.checkpoints_dir, model,
                                         max_to_keep=t.keep_checkpoints)
+        elif not chief and not dry_run:
+            manager = _ReadOnlyCheckpoints(
+                CheckpointManager(RunDir(resume).checkpoints_dir, model)
+                if resume is not None else None)
         if resume is not None and not dry_run:
             latest = manager.latest_checkpoint
             if latest is None:
@@ -243,7 +273,7 @@ def train(config, data_root=None, runs_root="runs", resume=None, max_steps=None,
                 if int(opt.iterations.numpy()) != start_step:
                     raise ValueError(f"{opt.name}.iterations {int(opt.iterations.numpy())} != "
                                      f"checkpoint step {start_step} in {latest}")
-            dropped = run.truncate_metrics(start_step)
+            dropped = run.truncate_metrics(start_step) if chief else 0
             last_checkpoint = str(latest)
             epoch, batch = divmod(start_step, steps_per_epoch)
             logger.info("resumed from %s at step %d (epoch %d, batch %d of %d); "
@@ -271,13 +301,15 @@ def train(config, data_root=None, runs_root="runs", resume=None, max_steps=None,
                         ", ".join(f"{k}={v:.4f}" for k, v in logs.items()))
             return TrainResult(None, 0, 1, total_steps, logs=logs)
 
+        run_path = run.path if run is not None else None
         if start_step >= total_steps:
             logger.info("nothing to do: step %d >= budget %d", start_step, total_steps)
-            return TrainResult(run.path, start_step, start_step, total_steps,
+            return TrainResult(run_path, start_step, start_step, total_steps,
                                last_checkpoint=last_checkpoint)
 
         # ---------------------------------------------------------------- callbacks
-        writer = tf.summary.create_file_writer(str(run.tensorboard_dir))
+        if chief:
+            writer = tf.summary.create_file_writer(str(run.tensorboard_dir))
         context = cb.RunContext(
             model, logger, total_steps, t.batch_size, steps_per_epoch=steps_per_epoch,
             run=run, ema_dataset_fn=lambda: dataset_fn(),
@@ -285,24 +317,37 @@ def train(config, data_root=None, runs_root="runs", resume=None, max_steps=None,
         context.last_checkpoint = last_checkpoint
         sample_batch = _sample_batch(dataset_fn, min(8, t.batch_size))
         checkpointer = cb.Checkpointer(context, manager, every=t.checkpoint_every,
-                                       metric_fn=metric_fn)
+                                       metric_fn=metric_fn if chief else None)
         callbacks = [cb.NaNGuard(context), cb.PerStepMetrics(),
                      cb.ProgressLogger(context, every=t.log_every),
                      cb.SampleGrid(context, sample_batch, every=t.sample_every,
-                                   noise_seed=t.seed),
-                     checkpointer]
+                                   noise_seed=t.seed)]
+        if t.fid_every > 0 and fid_extractor is not None and chief:
+            from oasis_tf.metrics.evaluate import make_extractor
+            from oasis_tf.training.fid_callback import FIDCallback
+
+            extractor = (make_extractor(fid_extractor) if isinstance(fid_extractor, str)
+                         else fid_extractor)
+            if extractor is None:
+                logger.warning("train.fid_every=%d but no FID extractor was found for %r; "
+                               "FID is off", t.fid_every, fid_extractor)
+            else:
+                callbacks.append(FIDCallback(context, extractor, dataset_fn,
+                                             every=t.fid_every, manager=manager,
+                                             seed=t.seed, batch_size=t.batch_size))
+        callbacks.append(checkpointer)
 
         chunk = math.gcd(math.gcd(steps_per_epoch, start_step), total_steps)
         logger.info("training steps %d..%d of %d (%d per epoch, global batch %d) in %s",
                     start_step + 1, total_steps, total_steps, steps_per_epoch, t.batch_size,
-                    run.path)
+                    run_path if chief else f"worker {task_id} (not the chief: no files)")
         start = time.time()
         history = model.fit(fit_data, epochs=total_steps // chunk,
                             initial_epoch=start_step // chunk, steps_per_epoch=chunk,
                             callbacks=callbacks, verbose=0, shuffle=False)
         step = cb.global_step(model)
         logs = {k: float(v[-1]) for k, v in (history.history or {}).items() if v}
-        result = TrainResult(run.path, start_step, step, total_steps, failed=context.failed,
+        result = TrainResult(run_path, start_step, step, total_steps, failed=context.failed,
                              failure=context.failure, last_checkpoint=context.last_checkpoint,
                              logs=logs)
         if context.failed:
@@ -311,6 +356,11 @@ def train(config, data_root=None, runs_root="runs", resume=None, max_steps=None,
             return result
         from oasis_tf.convert.saving import save_network
         context.refresh_ema(step)
+        logger.info("step %d: state digest %s", step, distribute.state_digest(model))
+        if not chief:
+            logger.info("finished at step %d in %.1f s (worker %d)", step,
+                        time.time() - start, task_id)
+            return result
         network = model.ema_generator if model.ema_generator is not None else model.generator
         path = save_network(network, run.path / "generator.keras", overwrite=True)
         logger.info("finished at step %d in %.1f s; wrote %s", step, time.time() - start, path)
@@ -320,8 +370,54 @@ def train(config, data_root=None, runs_root="runs", resume=None, max_steps=None,
             writer.close()
         if run is not None:
             run.close_logger()
+        if worker_log is not None:
+            _close_worker_logger()
         if handler is not None:
             logging.getLogger(LOGGER_NAME).removeHandler(handler)
+
+
+class _ReadOnlyCheckpoints:
+    """The checkpoint manager of a non-chief worker: restores the chief's
+    checkpoints, writes nothing (``save`` only names the chief's folder)."""
+
+    def __init__(self, manager):
+        self.manager = manager
+
+    @property
+    def latest_checkpoint(self):
+        return self.manager.latest_checkpoint if self.manager is not None else None
+
+    def restore(self, path=None):
+        return self.manager.restore(path)
+
+    def save(self, step, state=None, metric=None):
+        return self.manager.path_for(step) if self.manager is not None else f"step {step}"
+
+
+_WORKER_HANDLERS = []
+
+
+def _open_worker_logger(path, console):
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    handlers = [logging.FileHandler(path, mode="a", encoding="utf-8")]
+    if console:
+        handlers.append(logging.StreamHandler(sys.stdout))
+    for handler in handlers:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+        _WORKER_HANDLERS.append(handler)
+    return logger
+
+
+def _close_worker_logger():
+    logger = logging.getLogger(LOGGER_NAME)
+    while _WORKER_HANDLERS:
+        handler = _WORKER_HANDLERS.pop()
+        handler.flush()
+        logger.removeHandler(handler)
+        handler.close()
 
 
 def _config_text(config):

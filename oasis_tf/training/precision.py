@@ -1,0 +1,87 @@
+"""Mixed precision for OASIS: the Keras dtype policy and float16 loss scaling.
+
+``train.mixed_precision`` is one of
+
+* ``"float32"``: everything float32 (the parity reference);
+* ``"mixed_bfloat16"``: convolutions, activations, SPADE's gamma/beta in bfloat16;
+  variables float32 (same range as float32: no loss scaling);
+* ``"mixed_float16"``: the same in float16, with dynamic loss scaling for both
+  optimizers (``keras.optimizers.LossScaleOptimizer``: the loss is multiplied by
+  the scale, gradients are divided by it before Adam, a step whose gradients are
+  not finite on any replica is skipped and halves the scale; 2000 finite steps
+  double it).
+
+What stays float32 under every policy (by construction of the layers, not by
+this module): every variable (kernels are created with ``autocast=False`` and
+cast to the compute dtype inside the conv), the spectral norm's power iteration
+and sigma, the SPADE batch statistics and running averages, the softmax /
+cross-entropy and LabelMix losses (``oasis_tf.losses`` casts to float32), the
+EMA update (float32 variables), the generator's output image and the
+discriminator's logits (cast to float32 at the end of each network).
+
+A Keras layer takes its dtype policy when it is constructed, so the policy only
+has to be global while the networks are built: ``policy_scope`` sets it and
+restores the previous one afterwards, so building a mixed model does not leak
+the policy into other models of the same process.
+"""
+
+import contextlib
+
+import keras
+import tensorflow as tf
+
+__all__ = ["POLICIES", "check_policy", "policy_scope", "needs_loss_scaling",
+           "wrap_for_loss_scaling", "compute_dtype"]
+
+POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+def check_policy(name):
+    """Returns ``name`` if it is a supported policy, else raises ValueError."""
+    if name not in POLICIES:
+        raise ValueError(f"`train.mixed_precision` must be one of {POLICIES}. "
+                         f"Received: {name!r}")
+    return name
+
+
+def compute_dtype(name):
+    """The compute dtype of a policy name ("float32", "bfloat16", "float16")."""
+    return keras.mixed_precision.DTypePolicy(check_policy(name)).compute_dtype
+
+
+@contextlib.contextmanager
+def policy_scope(name):
+    """Sets the global Keras dtype policy to ``name`` inside the block (build the
+    networks there) and restores the previous policy on exit."""
+    check_policy(name)
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_dtype_policy(name)
+    try:
+        yield keras.mixed_precision.global_policy()
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous)
+
+
+def needs_loss_scaling(policy):
+    """True for a float16 compute dtype (a policy name or a ``DTypePolicy``)."""
+    if not isinstance(policy, str):
+        policy = policy.compute_dtype
+    return policy in ("mixed_float16", "float16")
+
+
+def wrap_for_loss_scaling(optimizer, initial_scale=2.0 ** 15, dynamic_growth_steps=2000):
+    """``keras.optimizers.LossScaleOptimizer`` around ``optimizer`` (unchanged if it
+    is one already). ``iterations`` and ``learning_rate`` are the inner
+    optimizer's; its ``variables`` are the scale state plus the inner ones, so
+    checkpoints carry the loss scale."""
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return optimizer
+    return keras.optimizers.LossScaleOptimizer(
+        optimizer, initial_scale=initial_scale, dynamic_growth_steps=dynamic_growth_steps,
+        name=f"{optimizer.name}_loss_scale")
+
+
+def all_finite(tensors):
+    """Scalar bool: every entry of every tensor (None skipped) is finite."""
+    flags = [tf.reduce_all(tf.math.is_finite(t)) for t in tensors if t is not None]
+    return tf.reduce_all(tf.stack(flags)) if flags else tf.constant(True)

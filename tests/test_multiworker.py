@@ -1,0 +1,219 @@
+"""``tools/train.py --strategy multiworker``: two worker processes on 127.0.0.1
+(MultiWorkerMirroredStrategy, TF_CONFIG, free ports picked here).
+
+Same global batch. Each worker reads its shard of the files (``input_context``:
+worker k takes files k, k+2, ...) in batches of global/2, so the global batch of
+step s is worker 0's batch s plus worker 1's batch s, not the batch a plain
+single-device run would read. The single-process reference therefore runs
+``train`` on 2 logical CPUs (MirroredStrategy) with a dataset function that hands
+replica k exactly worker k's shard (the two shard pipelines interleaved): same
+global batch, same replica ids (the in-graph noise depends on them), same data
+order. Its final checkpoint must equal the chief's.
+
+Restart. A second run is SIGKILLed (worker 1, then the blocked worker 0) after its
+first checkpoint; both workers are restarted with ``--resume`` and must end in
+the state of the uninterrupted run (the SHA-256 of every variable that each
+worker logs), i.e. nothing was lost or repeated.
+"""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN = REPO / "tools" / "train.py"
+STEPS = 6
+TINY = ["data.dataset=ade20k", "model.num_res_blocks=2", "model.g_channels=2",
+        "model.d_channels=4", "model.z_dim=4", "train.batch_size=4", "train.log_every=1",
+        "train.sample_every=3", "train.checkpoint_every=2", "train.keep_checkpoints=10",
+        "train.ema_bn_refresh_batches=1", "data.shuffle_buffer=16"]
+WAIT = 240  # seconds per phase (two TensorFlow processes tracing on a shared CPU)
+
+REFERENCE = textwrap.dedent("""
+    import sys
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from oasis_tf.config import load_config
+    from oasis_tf.training import train, make_dataset_fn
+
+    data_root, runs, steps, overrides = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
+    config = load_config("synthetic", overrides=overrides)
+    base = make_dataset_fn(config, data_root)
+
+    def dataset_fn(split="train", training=True, batch_size=None, input_context=None):
+        if input_context is None:  # EMA refresh, sample batch: as on every worker
+            return base(split, training, batch_size)
+        shards = [base(split, training, batch_size,
+                       input_context=tf.distribute.InputContext(2, k, 2)) for k in (0, 1)]
+        both = tf.data.Dataset.zip(tuple(shards))
+        return both.flat_map(lambda a, b: tf.data.Dataset.from_tensors(a).concatenate(
+            tf.data.Dataset.from_tensors(b)))
+
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    result = train(config, runs_root=runs, max_steps=steps, strategy=strategy,
+                   dataset_fn=dataset_fn, name="ade20k", console=False)
+    print("RUN", result.run_dir)
+""")
+
+
+def _free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def _env(extra=None):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",
+               PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("TF_CONFIG", None)
+    env.update(extra or {})
+    return env
+
+
+def _overrides():
+    out = []
+    for item in TINY:
+        out += ["--override", item]
+    return out
+
+
+def _start_workers(tmp, tag, args):
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    procs = []
+    for k in range(2):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": k}})
+        out = open(tmp / f"{tag}-worker{k}.out", "w")
+        procs.append(subprocess.Popen(
+            [sys.executable, str(TRAIN), "--strategy", "multiworker", *args],
+            stdout=out, stderr=subprocess.STDOUT, cwd=tmp,
+            env=_env({"TF_CONFIG": tf_config})))
+    return procs
+
+
+def _wait(procs, tmp, tag):
+    try:
+        for p in procs:
+            p.wait(timeout=WAIT)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    outputs = [(tmp / f"{tag}-worker{k}.out").read_text() for k in range(len(procs))]
+    for p, out in zip(procs, outputs):
+        assert p.returncode == 0, out[-3000:]
+    return outputs
+
+
+def _digest(log_text, step):
+    found = re.findall(rf"step {step}: state digest ([0-9a-f]{{64}})", log_text)
+    assert found, log_text[-2000:]
+    return found[-1]
+
+
+def _checkpoint_arrays(folder):
+    import h5py
+
+    arrays = {}
+    for name in ("generator", "discriminator", "ema_generator"):
+        with h5py.File(folder / f"{name}.weights.h5", "r") as f:
+            f.visititems(lambda key, obj, n=name: arrays.__setitem__(
+                f"{n}/{key}", np.array(obj)) if isinstance(obj, h5py.Dataset) else None)
+    with np.load(folder / "optimizers.npz") as data:
+        arrays.update({f"opt/{k}": data[k] for k in data.files})
+    return arrays
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    from oasis_tf.data import write_synthetic_dataset
+    root = tmp_path_factory.mktemp("synthetic")
+    write_synthetic_dataset(str(root), num_train=8, num_val=2, size=64, seed=0)
+    return root
+
+
+@pytest.mark.xfail(run=False, reason=(
+    "not working yet: Keras 3 fit() rejects the MultiWorkerMirroredStrategy distributed "
+    "dataset (PerReplica dict -> 'unsupported type' in convert_to_eager_tensor); the "
+    "trainer must hand fit() a per-worker dataset instead. Takes > 4 min on a shared CPU."))
+def test_two_workers_match_one_process_and_resume_after_a_killed_worker(tmp_path, data_root):
+    common = ["--config", "synthetic", "--data_root", str(data_root), *_overrides()]
+
+    # -- 1. uninterrupted 2-worker run, and the single-process reference beside it
+    runs1 = tmp_path / "runs1"
+    procs = _start_workers(tmp_path, "run1", [*common, "--run_dir", str(runs1),
+                                              "--max_steps", str(STEPS)])
+    ref = subprocess.Popen([sys.executable, "-c", REFERENCE, str(data_root),
+                            str(tmp_path / "ref"), str(STEPS), *TINY],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           cwd=tmp_path, env=_env())
+    _wait(procs, tmp_path, "run1")
+    ref_out, _ = ref.communicate(timeout=WAIT)
+    assert ref.returncode == 0, ref_out[-3000:]
+
+    chief_run = runs1 / "ade20k-0001"
+    # the chief wrote the run folder; worker 1 only its log
+    assert sorted(p.name for p in runs1.iterdir()) == ["ade20k-0001", "ade20k-worker-1.log"]
+    assert (chief_run / "generator.keras").exists()
+    assert list((chief_run / "samples").glob("*.png"))
+    digest = _digest((chief_run / "train.log").read_text(), STEPS)
+    assert _digest((runs1 / "ade20k-worker-1.log").read_text(), STEPS) == digest
+
+    final = f"checkpoints/ckpt-{STEPS:08d}"
+    got = _checkpoint_arrays(chief_run / final)
+    want = _checkpoint_arrays(tmp_path / "ref" / "ade20k-0001" / final)
+    assert sorted(got) == sorted(want)
+    worst = max(float(np.max(np.abs(got[k].astype(np.float64) - want[k])))
+                if got[k].size else 0.0 for k in got)
+    assert worst <= 1e-6, worst
+
+    # -- 2. a run killed after its first checkpoint ...
+    runs2 = tmp_path / "runs2"
+    procs = _start_workers(tmp_path, "run2", [*common, "--run_dir", str(runs2),
+                                              "--max_steps", "1000"])
+    ckpts = runs2 / "ade20k-0001" / "checkpoints"
+    deadline = time.time() + WAIT
+    try:
+        while time.time() < deadline and all(p.poll() is None for p in procs):
+            if list(ckpts.glob("ckpt-*/state.json")):
+                break
+            time.sleep(0.1)
+        assert list(ckpts.glob("ckpt-*/state.json")), "no checkpoint before the deadline"
+        procs[1].send_signal(signal.SIGKILL)  # a worker dies mid-run ...
+        procs[1].wait()
+        time.sleep(1.0)
+    finally:
+        for p in procs:  # ... and the job is stopped (worker 0 blocks on collectives)
+            if p.poll() is None:
+                p.send_signal(signal.SIGKILL)
+            p.wait()
+    saved = sorted(int(p.parent.name.split("-")[1]) for p in ckpts.glob("ckpt-*/state.json"))
+    assert saved and saved[-1] < STEPS, saved
+
+    # -- 3. ... restarted on both workers from the newest checkpoint
+    procs = _start_workers(tmp_path, "run3", [*common, "--resume", str(runs2 / "ade20k-0001"),
+                                              "--max_steps", str(STEPS)])
+    _wait(procs, tmp_path, "run3")
+    log = (runs2 / "ade20k-0001" / "train.log").read_text()
+    assert re.search(rf"resumed from \S*ckpt-{saved[-1]:08d} at step {saved[-1]}", log), log[-3000:]
+    worker_log = (runs2 / "ade20k-0001" / "worker-1.log").read_text()
+    assert f"at step {saved[-1]}" in worker_log
+    # nothing lost: both workers end exactly where the uninterrupted run ended
+    assert _digest(log, STEPS) == digest
+    assert _digest(worker_log, STEPS) == digest

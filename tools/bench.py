@@ -1,0 +1,149 @@
+"""Benchmark OASIS training and generation; prints one JSON object per case.
+
+    python tools/bench.py --config small --precision float32,mixed_bfloat16 --xla false,true
+    python tools/bench.py --config ade20k --iters 3 --warmup 1 --gen_iters 3
+
+Each case (configuration x precision policy x XLA) runs in its own process (the
+peak memory of one case is not mixed with another's) and reports:
+
+* ``sec_per_iter``: median seconds of one full training iteration (G step, D step,
+  EMA) over ``--iters`` iterations after ``--warmup`` (tracing/compiling excluded);
+* ``gen_images_per_sec``: generator images/s (inference mode, batch of the
+  configuration), median over ``--gen_iters`` after one warm-up call;
+* ``peak_memory_mb``: host peak RSS (``resource.getrusage`` maxrss) on CPU, or
+  ``tf.config.experimental.get_memory_info(...)["peak"]`` on a GPU.
+
+Named configurations:
+
+* ``small``: 151 classes, 64x64, generator width 16, official discriminator
+  (base 128), batch 4;
+* ``ade20k``: the ADE20K paper configuration, 256x256, width 64, batch 1.
+
+Random inputs; weights as initialised (speed does not depend on them).
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+from absl import app, flags
+
+CONFIGS = {
+    "small": dict(num_classes=151, image_size=64, g_channels=16, d_channels=128, batch=4),
+    "ade20k": dict(num_classes=151, image_size=256, g_channels=64, d_channels=128, batch=1),
+    "tiny": dict(num_classes=12, image_size=64, g_channels=2, d_channels=4, batch=2),
+}
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("config", "small", f"Named configuration: {', '.join(CONFIGS)}.")
+flags.DEFINE_list("precision", ["float32"], "Precision policies (float32, mixed_bfloat16, "
+                  "mixed_float16).")
+flags.DEFINE_list("xla", ["false"], "XLA (jit_compile) settings to run: false, true.")
+flags.DEFINE_integer("iters", 10, "Timed training iterations.")
+flags.DEFINE_integer("warmup", 2, "Untimed training iterations first (tracing, compiling).")
+flags.DEFINE_integer("gen_iters", 10, "Timed generator calls.")
+flags.DEFINE_string("output", None, "Also append the JSON lines to this file.")
+flags.DEFINE_bool("child", False, "Internal: run one case in this process.")
+
+
+def _peak_memory_mb():
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+def run_case(name, policy, xla, iters, warmup, gen_iters):
+    """One case in this process; returns the result dict."""
+    import statistics
+    import time
+
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    import oasis_tf
+    from oasis_tf.training import precision
+
+    c = CONFIGS[name]
+    keras.utils.set_random_seed(0)
+    with precision.policy_scope(policy):
+        g = oasis_tf.OASISGenerator(num_classes=c["num_classes"], image_size=c["image_size"],
+                                    base_channels=c["g_channels"], z_dim=64)
+        d = oasis_tf.OASISDiscriminator(num_classes=c["num_classes"],
+                                        base_channels=c["d_channels"])
+        model = oasis_tf.OASIS(g, d)
+    model.compile(jit_compile=xla)
+    rng = np.random.default_rng(0)
+    b, s = c["batch"], c["image_size"]
+    coarse = rng.integers(0, c["num_classes"], (b, s // 8, s // 8))
+    batch = dict(image=tf.constant(rng.uniform(-1, 1, (b, s, s, 3)).astype(np.float32)),
+                 label=tf.constant(np.repeat(np.repeat(coarse, 8, 1), 8, 2).astype(np.int32)))
+    step = tf.function(model.train_step, jit_compile=xla)
+    start = time.perf_counter()
+    for _ in range(max(warmup, 1)):
+        float(step(batch)["loss_d"])
+    warmup_s = time.perf_counter() - start
+    times = []
+    for _ in range(iters):
+        t = time.perf_counter()
+        float(step(batch)["loss_d"])  # the float() waits for the step
+        times.append(time.perf_counter() - t)
+
+    gen = tf.function(lambda label, noise: model.generator(
+        {"label": label, "noise": noise}, training=False), jit_compile=xla)
+    noise = tf.constant(rng.standard_normal((b, 64)).astype(np.float32))
+    gen(batch["label"], noise).numpy()
+    gen_times = []
+    for _ in range(gen_iters):
+        t = time.perf_counter()
+        gen(batch["label"], noise).numpy()
+        gen_times.append(time.perf_counter() - t)
+    gen_median = statistics.median(gen_times)
+    return {"config": name, "precision": policy, "xla": bool(xla), "batch": b,
+            "image_size": s, "sec_per_iter": round(statistics.median(times), 4),
+            "sec_per_iter_min": round(min(times), 4), "iters": iters,
+            "warmup_sec": round(warmup_s, 1),
+            "gen_images_per_sec": round(b / gen_median, 3),
+            "peak_memory_mb": round(_peak_memory_mb(), 1),
+            "device": "GPU" if tf.config.list_physical_devices("GPU") else "CPU",
+            "threads": os.cpu_count()}
+
+
+def main(argv):
+    del argv
+    if FLAGS.config not in CONFIGS:
+        raise app.UsageError(f"--config must be one of {list(CONFIGS)}")
+    xla_values = [v.lower() in ("1", "true", "yes", "on") for v in FLAGS.xla]
+    if FLAGS.child:
+        result = run_case(FLAGS.config, FLAGS.precision[0], xla_values[0], FLAGS.iters,
+                          FLAGS.warmup, FLAGS.gen_iters)
+        print("BENCH " + json.dumps(result), flush=True)
+        return
+    for policy in FLAGS.precision:
+        for xla in xla_values:
+            cmd = [sys.executable, os.path.abspath(__file__), "--child", "--config",
+                   FLAGS.config, "--precision", policy, "--xla", str(xla).lower(),
+                   "--iters", str(FLAGS.iters), "--warmup", str(FLAGS.warmup),
+                   "--gen_iters", str(FLAGS.gen_iters)]
+            proc = subprocess.run(cmd, capture_output=True, text=True,
+                                  env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+            lines = [l for l in proc.stdout.splitlines() if l.startswith("BENCH ")]
+            if proc.returncode or not lines:
+                result = {"config": FLAGS.config, "precision": policy, "xla": xla,
+                          "error": (proc.stderr or proc.stdout)[-1500:]}
+            else:
+                result = json.loads(lines[-1][len("BENCH "):])
+            line = json.dumps(result)
+            print(line, flush=True)
+            if FLAGS.output:
+                with open(FLAGS.output, "a", encoding="utf-8") as f:
+                    f.write(line + "\n")
+
+
+if __name__ == "__main__":
+    app.run(main)
