@@ -39,7 +39,8 @@ def test_run_demo_tiny(tmp_path):
                  "train.ema_bn_refresh_batches=1"]
     out = demo.run_demo(out_dir=tmp_path / "runs", steps=2, data_root=str(tmp_path / "data"),
                         overrides=overrides, console=False, num_rows=3, samples_per_label=4,
-                        synthetic_options={"num_train": 8, "num_val": 3})
+                        synthetic_options={"num_train": 8, "num_val": 3},
+                        segmenter_steps=3, eval_images=3, tflite_quantizations=("float32",))
     run = Path(out["run_dir"])
     assert run.parent == tmp_path / "runs" and run.name.startswith("demo-")
     assert out["steps"] == 2
@@ -53,5 +54,14 @@ def test_run_demo_tiny(tmp_path):
     records = [json.loads(line) for line in open(out["metrics"])]
     assert [r["step"] for r in records] == [1, 2]
     assert all(np.isfinite(r["loss_d"]) for r in records)
+    # evaluation: mIoU and MS-SSIM of generated and real images
+    report = json.loads((run / "evaluation.json").read_text())
+    for key in ("miou", "miou_real", "ms_ssim", "num_images"):
+        assert key in report and report[key] is not None, key
+    assert out["evaluation"]["num_images"] == 3
+    # deployment: a SavedModel in TF Serving's layout and a TFLite file
+    assert os.path.isfile(os.path.join(out["export_dir"], "saved_model.pb"))
+    assert Path(out["export_dir"]).parts[-2:] == ("oasis", "1")
+    assert os.path.getsize(out["tflite"]["float32"]) > 0
     # the data set stays for the next demo
     assert os.path.isdir(tmp_path / "data" / "images" / "training")

@@ -218,7 +218,9 @@ def _read_metrics(path):
 # ---------------------------------------------------------------- the demo
 def run_demo(out_dir=None, steps=DEFAULT_STEPS, data_root=None, config="synthetic",
              overrides=(), synthetic_options=None, num_rows=NUM_ROWS,
-             samples_per_label=SAMPLES_PER_LABEL, console=True):
+             samples_per_label=SAMPLES_PER_LABEL, console=True, evaluate=True,
+             segmenter_steps=500, eval_images=None, export=True,
+             tflite_quantizations=("float32", "float16")):
     """Writes the synthetic data, trains, draws the demo figures; returns a dict of paths.
 
     Args:
@@ -232,6 +234,14 @@ def run_demo(out_dir=None, steps=DEFAULT_STEPS, data_root=None, config="syntheti
         num_rows: label maps in ``demo_samples.png``.
         samples_per_label: generated images per label map.
         console: print progress.
+        evaluate: report mIoU (tiny U-Net segmenter trained on the real synthetic
+            images, cached next to the data) and MS-SSIM of the generated images next
+            to those of the real validation images.
+        segmenter_steps: training steps of that segmenter (first use only).
+        eval_images: evaluate on at most this many validation images (None: all).
+        export: export the EMA generator as a SavedModel for TF Serving and convert
+            it to TFLite, and print the commands to serve and query it.
+        tflite_quantizations: the TFLite variants written.
 
     Returns:
         dict with "run_dir", "samples", "loss_curves", "generator", "checkpoint",
@@ -304,8 +314,34 @@ def run_demo(out_dir=None, steps=DEFAULT_STEPS, data_root=None, config="syntheti
     plot_losses(records, curves_path,
                 reference=(float(np.log(cfg.model.num_classes + 1)),
                            f"ln({cfg.model.num_classes + 1}): uniform D"))
+    # 4. evaluation ------------------------------------------------------
+    report = None
+    if evaluate:
+        from oasis_tf.metrics.evaluate import evaluate_synthetic, write_report
+
+        say("demo: evaluating the EMA generator (mIoU with a small segmenter trained on "
+            "the real synthetic images, MS-SSIM diversity) ...")
+        report = evaluate_synthetic(generator, data_root, max_images=eval_images,
+                                    segmenter_steps=segmenter_steps,
+                                    num_diversity_samples=min(50, eval_images or 50),
+                                    verbose=console)
+        write_report(report, run_dir / "evaluation.json")
+
+    # 5. deployment -------------------------------------------------------
+    export_dir = tflite_paths = None
+    if export:
+        from oasis_tf.export import convert_tflite_variants, export_saved_model
+
+        export_dir = export_saved_model(generator, run_dir / "export", model_name="oasis",
+                                        version=1)
+        tflite_paths = convert_tflite_variants(
+            export_dir, {q: run_dir / "tflite" / f"oasis_{q}.tflite"
+                         for q in tflite_quantizations}, generator=generator)
+
     seconds = time.time() - t0
     out = {"run_dir": str(run_dir), "samples": str(samples_path),
+           "evaluation": report, "export_dir": str(export_dir) if export_dir else None,
+           "tflite": tflite_paths,
            "loss_curves": str(curves_path), "generator": str(generator_path),
            "checkpoint": result.last_checkpoint, "metrics": str(run_dir / "metrics.jsonl"),
            "train_log": str(run_dir / "train.log"), "sample_dir": str(run_dir / "samples"),
@@ -324,6 +360,24 @@ def run_demo(out_dir=None, steps=DEFAULT_STEPS, data_root=None, config="syntheti
     say(f"  data             {data_root}")
     if result.logs:
         say("  final losses     " + ", ".join(f"{k} {v:.3f}" for k, v in result.logs.items()))
+    if report is not None:
+        say(f"  evaluation       {run_dir / 'evaluation.json'}: mIoU generated "
+            f"{report.get('miou', float('nan')):.3f} (real {report.get('miou_real', float('nan')):.3f}),"
+            f" MS-SSIM generated {report.get('ms_ssim', float('nan')):.3f} (real pairs "
+            f"{report.get('ms_ssim_real_pairs', float('nan')):.3f})")
+    if export_dir is not None:
+        base = Path(export_dir).parent
+        say(f"  SavedModel       {export_dir}")
+        for q, path in (tflite_paths or {}).items():
+            say(f"  TFLite {q:<9} {path}")
+        say("")
+        say("Serve it with TF Serving and query it:")
+        say(f'  docker run --rm -p 8501:8501 -v "{base}:/models/oasis" -e MODEL_NAME=oasis '
+            "tensorflow/serving")
+        say("  python tools/serving_client.py --labels <label PNG folder> "
+            "--signature generate_png --seeds 0,1 --output_dir out/")
+        say("  curl -X POST http://localhost:8501/v1/models/oasis:predict -d "
+            "'{\"instances\": [{\"label_map\": <HxW class ids>, \"seed\": 7}]}'")
     return out
 
 
