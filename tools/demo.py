@@ -17,13 +17,16 @@ What it does, in order:
    * ``loss_curves.png``: the losses of ``metrics.jsonl`` against the step;
    * (from training) ``samples/`` grids during training, ``checkpoints/``,
      ``generator.keras`` (EMA generator), ``metrics.jsonl``, ``train.log``;
-4. prints where they are.
+4. evaluates the EMA generator (``evaluation.json``): mIoU under a small segmenter
+   trained on the real synthetic images (cached next to the data) and MS-SSIM
+   diversity, each next to the real validation images' value;
+5. exports it for TF Serving (``export/oasis/1``) and to TFLite (``tflite/``);
+6. prints where everything is and the commands to serve and query the export.
 
 The library entry point is ``run_demo`` (the test calls it with a tiny budget).
 """
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -203,16 +206,6 @@ def _upscale(grid, factor):
     return np.repeat(np.repeat(grid, factor, axis=0), factor, axis=1)
 
 
-def _read_metrics(path):
-    records = []
-    if Path(path).exists():
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue
-    return records
 
 
 # ---------------------------------------------------------------- the demo
@@ -254,6 +247,7 @@ def run_demo(out_dir=None, steps=DEFAULT_STEPS, data_root=None, config="syntheti
     from oasis_tf.config import load_config
     from oasis_tf.data import load_dataset, synthetic
     from oasis_tf.training import train
+    from oasis_tf.training.run_dir import read_metrics
 
     say = print if console else (lambda *a, **k: None)
     out_dir = Path(out_dir) if out_dir is not None else REPO / "runs"
@@ -309,7 +303,7 @@ def run_demo(out_dir=None, steps=DEFAULT_STEPS, data_root=None, config="syntheti
     factor = max(1, 256 // max(cfg.model.image_size))  # small images: enlarge for viewing
     Image.fromarray(_upscale(grid, min(factor, 4))).save(samples_path)
 
-    records = _read_metrics(run_dir / "metrics.jsonl")
+    records = read_metrics(run_dir / "metrics.jsonl")
     curves_path = run_dir / "loss_curves.png"
     plot_losses(records, curves_path,
                 reference=(float(np.log(cfg.model.num_classes + 1)),

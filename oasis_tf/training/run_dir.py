@@ -131,16 +131,7 @@ class RunDir:
 
     def read_metrics(self):
         """The records of ``metrics.jsonl`` (a torn last line is dropped)."""
-        if not self.metrics_path.exists():
-            return []
-        records = []
-        with open(self.metrics_path, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue
-        return records
+        return read_metrics(self.metrics_path)
 
     def truncate_metrics(self, last_step):
         """Drops records after ``last_step`` (a resumed run re-does those steps);
@@ -158,3 +149,22 @@ class RunDir:
                 f.write(json.dumps(r) + "\n")
         os.replace(tmp, self.metrics_path)
         return len(records) - len(kept)
+
+
+def read_metrics(path):
+    """The records of a ``metrics.jsonl`` file; a torn (half-written) line is dropped.
+
+    Args:
+        path: the file; a missing file gives no records.
+    """
+    path = Path(path)
+    if not path.exists():
+        return []
+    records = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return records
