@@ -40,8 +40,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from oasis_tf.config import OASISConfig
-from oasis_tf.models.discriminator import OASISDiscriminator
-from oasis_tf.models.generator import OASISGenerator
+from oasis_tf.models.factory import discriminator_from_config, generator_from_config
 from oasis_tf.models.oasis import OASIS
 from oasis_tf.optimizers import make_optimizers
 from oasis_tf.training import callbacks as cb
@@ -88,13 +87,8 @@ def build_model(config, strategy=None):
     strategy = strategy or tf.distribute.get_strategy()
     m, t = config.model, config.train
     with strategy.scope(), precision.policy_scope(t.mixed_precision):
-        generator = OASISGenerator(
-            num_classes=m.num_classes, image_size=m.image_size, base_channels=m.g_channels,
-            z_dim=m.z_dim, num_res_blocks=m.num_res_blocks, use_3d_noise=m.use_3d_noise,
-            spectral_norm=m.spectral_norm, norm_type=m.norm_type, name="generator")
-        discriminator = OASISDiscriminator(
-            num_classes=m.num_classes, base_channels=m.d_channels,
-            spectral_norm=m.spectral_norm, name="discriminator")
+        generator = generator_from_config(m)
+        discriminator = discriminator_from_config(m)
         model = OASIS(generator, discriminator, lambda_labelmix=t.lambda_labelmix,
                       ema_decay=t.ema_decay, dontcare_label=m.dontcare_label,
                       use_labelmix=t.use_labelmix, class_balancing=t.class_balancing,
