@@ -29,39 +29,16 @@ __all__ = ["load_generator", "read_label_png", "list_label_pngs", "dataset_label
            "sample_images", "resample_noise", "resample_images", "interpolate_images", "make_grid",
            "colorize", "palette_for", "write_generation"]
 
-_OFFICIAL = (".pth", ".pt", ".npz")
-
 
 # ------------------------------------------------------------------ loading
 def load_generator(path, image_size=None, z_dim=None, num_classes=None):
     """An ``OASISGenerator`` from a ``.keras`` file, an official ``.pth/.pt/.npz``
-    state dict (needs ``image_size``), a training run folder (``generator.keras``)
-    or an ``export_saved_model`` version folder."""
-    import keras
+    state dict (needs ``image_size``), a training run folder or checkpoint, or an
+    ``export_saved_model`` version folder (``oasis_tf.loading.load_generator``)."""
+    from oasis_tf import loading
 
-    from oasis_tf import convert
-
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        if os.path.exists(os.path.join(path, "saved_model.pb")):
-            from oasis_tf.export import load_generator_from_export
-            return load_generator_from_export(path)
-        candidate = os.path.join(path, "generator.keras")
-        if not os.path.exists(candidate):
-            raise FileNotFoundError(f"{path} is a folder without generator.keras (a finished "
-                                    f"training run) or saved_model.pb (an export)")
-        path = candidate
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"generator {path} does not exist")
-    if path.endswith(".keras"):
-        return keras.saving.load_model(path, compile=False)
-    if path.endswith(_OFFICIAL):
-        if image_size is None:
-            raise ValueError("an official generator checkpoint needs image_size (H, W)")
-        return convert.load_official_generator(path, image_size=tuple(image_size), z_dim=z_dim,
-                                               num_classes=num_classes)
-    raise ValueError(f"generator must be a .keras file, an official .pth/.pt/.npz state "
-                     f"dict, a run folder or an export folder; got {path!r}")
+    return loading.load_generator(path, image_size=image_size, z_dim=z_dim,
+                                  num_classes=num_classes)[0]
 
 
 def palette_for(generator, palette=None):

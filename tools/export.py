@@ -17,7 +17,7 @@ import sys
 from absl import app, flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("generator", None, "Generator: .keras file, or an official state dict "
+flags.DEFINE_string("generator", None, "Generator: .keras file, run folder, or an official state dict "
                     "(.pth/.pt or .npz; needs --image_size).")
 flags.DEFINE_string("discriminator", None, "Optional discriminator (.keras, .pth or .npz): "
                     "adds the `segment` signature.")
@@ -32,27 +32,26 @@ flags.DEFINE_string("palette", None, "Optional JSON file: [[r, g, b], ...] per c
 flags.DEFINE_bool("overwrite", False, "Replace an existing version folder.")
 flags.mark_flags_as_required(["generator", "export_dir"])
 
-_OFFICIAL = (".pth", ".pt", ".npz")
-
-
 def _load(path, kind):
-    import keras
+    from oasis_tf import convert, loading
 
-    from oasis_tf import convert
-
-    if path.endswith(".keras"):
-        return keras.saving.load_model(path, compile=False)
-    if not path.endswith(_OFFICIAL):
-        raise app.UsageError(f"--{kind} must be a .keras file or an official .pth/.pt/.npz "
-                             f"state dict; got {path!r}")
     if kind == "discriminator":
+        import keras
+
+        if path.endswith(".keras"):
+            return keras.saving.load_model(path, compile=False)
+        if not path.endswith(loading.OFFICIAL_SUFFIXES):
+            raise app.UsageError(f"--discriminator must be a .keras file or an official "
+                                 f".pth/.pt/.npz state dict; got {path!r}")
         return convert.load_official_discriminator(path)
-    if not FLAGS.image_size:
+    size = None
+    if FLAGS.image_size:
+        size = tuple(int(s) for s in FLAGS.image_size)
+        size = size * 2 if len(size) == 1 else size
+    elif path.endswith(loading.OFFICIAL_SUFFIXES):
         raise app.UsageError("--image_size H,W is required for an official generator")
-    size = tuple(int(s) for s in FLAGS.image_size)
-    size = size * 2 if len(size) == 1 else size
-    return convert.load_official_generator(path, image_size=size, z_dim=FLAGS.z_dim,
-                                           num_classes=FLAGS.num_classes)
+    return loading.load_generator(path, image_size=size, z_dim=FLAGS.z_dim,
+                                  num_classes=FLAGS.num_classes)[0]
 
 
 def main(argv):

@@ -39,12 +39,12 @@ import importlib
 import json
 import math
 import os
-import re
 import time
 import warnings
 
 import numpy as np
 
+from oasis_tf.loading import load_generator  # the shared loader, public here too
 from oasis_tf.metrics.diversity import ms_ssim_diversity, ms_ssim_scales, MS_SSIM_POWER_FACTORS
 from oasis_tf.metrics.fid import (
     KerasInceptionV3Extractor,
@@ -589,105 +589,6 @@ def write_report(report, path) -> str:
         f.write("\n")
     os.replace(tmp, path)
     return path
-
-
-# --------------------------------------------------------------------------
-# Loading a generator to evaluate
-# --------------------------------------------------------------------------
-
-_CKPT = re.compile(r"^ckpt-(\d+)$")
-
-
-def _generator_from_config(config):
-    from oasis_tf.models.generator import OASISGenerator
-
-    m = config.model
-    return OASISGenerator(num_classes=m.num_classes, image_size=m.image_size, base_channels=m.g_channels,
-                          z_dim=m.z_dim, num_res_blocks=m.num_res_blocks, use_3d_noise=m.use_3d_noise,
-                          spectral_norm=m.spectral_norm, norm_type=m.norm_type, name="generator")
-
-
-def _run_checkpoint(run, which):
-    ckpts = run / "checkpoints"
-    if which in (None, "latest"):
-        found = sorted((int(m.group(1)), p) for p in (ckpts.iterdir() if ckpts.is_dir() else ())
-                       if (m := _CKPT.match(p.name)) and (p / "state.json").exists())
-        if not found:
-            raise FileNotFoundError(f"no checkpoint in {ckpts}")
-        return found[-1][1]
-    if which == "best":
-        path = ckpts / "best"
-    else:
-        path = type(run)(which)
-        if not path.is_absolute() and not path.exists():
-            path = ckpts / which
-    if not (path / "state.json").exists():
-        raise FileNotFoundError(f"checkpoint {path} not found (or incomplete)")
-    return path
-
-
-def load_generator(path, image_size=None, z_dim=None, num_classes=None, checkpoint=None):
-    """The generator to evaluate and a description: ``(generator, info)``.
-
-    ``path``:
-
-    * a run folder (``config.yaml``): its ``generator.keras`` (the EMA generator after
-      the final BatchNorm refresh) unless ``checkpoint`` is given or that file is
-      missing; then the checkpoint's (``"latest"`` by default, ``"best"``, or a
-      ``ckpt-N`` folder) ``ema_generator.weights.h5`` (``generator.weights.h5``
-      without EMA) loaded into the generator that ``config.yaml`` describes;
-    * a checkpoint folder inside a run (``.../checkpoints/ckpt-N`` or ``best``);
-    * a ``.keras`` generator (e.g. from ``tools/convert_checkpoint.py``);
-    * an official PyTorch state dict ``.pth`` / ``.pt`` / ``.npz`` (``image_size``
-      required; ``z_dim`` / ``num_classes`` as in `load_official_generator`).
-
-    ``info``: ``{"model": path, "source": what was loaded, "config": the config or None}``.
-    """
-    from pathlib import Path
-
-    import keras
-
-    p = Path(path)
-    info = {"model": str(p), "config": None}
-    if p.is_dir():
-        if (p / "state.json").exists() and (p.parent.parent / "config.yaml").exists():
-            run, ckpt = p.parent.parent, p
-        elif (p / "config.yaml").exists():
-            run, ckpt = p, None
-            if checkpoint is None and (p / "generator.keras").exists():
-                info["source"] = str(p / "generator.keras")
-                info["config"] = str(p / "config.yaml")
-                return keras.saving.load_model(p / "generator.keras", compile=False), info
-            ckpt = _run_checkpoint(run, checkpoint)
-        else:
-            raise FileNotFoundError(f"{p} is neither a run folder (no config.yaml) nor a checkpoint folder")
-        from oasis_tf.config import load_config
-
-        config = load_config(str(run / "config.yaml"))
-        generator = _generator_from_config(config)
-        for name in ("ema_generator.weights.h5", "generator.weights.h5"):
-            if (ckpt / name).exists():
-                generator.load_weights(ckpt / name)
-                info["source"] = str(ckpt / name)
-                break
-        else:
-            raise FileNotFoundError(f"checkpoint {ckpt} holds no ema_generator.weights.h5 or generator.weights.h5")
-        info["config"] = str(run / "config.yaml")
-        return generator, info
-    if not p.exists():
-        raise FileNotFoundError(f"model not found: {p}")
-    name = p.name.lower()
-    if name.endswith(".keras"):
-        info["source"] = str(p)
-        return keras.saving.load_model(p, compile=False), info
-    if name.endswith((".pth", ".pt", ".npz")):
-        if image_size is None:
-            raise ValueError(f"{p}: an official state dict needs image_size (H, W), e.g. --image_size 256,512")
-        from oasis_tf.convert import load_official_generator
-
-        info["source"] = f"official state dict {p}"
-        return load_official_generator(str(p), image_size=image_size, z_dim=z_dim, num_classes=num_classes), info
-    raise ValueError(f"{p}: expected a run folder, a checkpoint folder, a .keras file or an official .pth/.npz")
 
 
 # --------------------------------------------------------------------------
