@@ -36,3 +36,16 @@ def find_reference_dir() -> Optional[Path]:
 
 def skip_message() -> str:
     return "reference fixtures not found; looked at " + " and ".join(LOOKED_AT)
+
+
+def small_generator():
+    """The converted official `small` generator (13 classes, 64x64, z_dim 64), or a
+    tiny random 5-class generator when the fixtures are absent."""
+    import oasis_tf
+
+    ref = find_reference_dir()
+    path = ref / "small" / "G_state.npz" if ref is not None else None
+    if path is not None and path.exists():
+        return oasis_tf.convert.load_official_generator(str(path), image_size=(64, 64))
+    return oasis_tf.OASISGenerator(num_classes=5, image_size=(64, 64), base_channels=4,
+                                   z_dim=3, spade_hidden=8)

@@ -17,19 +17,14 @@ from PIL import Image
 import oasis_tf
 from oasis_tf import generate as gen
 from oasis_tf import inference
-from reference import find_reference_dir
+from reference import small_generator
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
 def generator():
-    ref = find_reference_dir()
-    path = ref / "small" / "G_state.npz" if ref is not None else None
-    if path is not None and path.exists():
-        return oasis_tf.convert.load_official_generator(str(path), image_size=(64, 64))
-    return oasis_tf.OASISGenerator(num_classes=5, image_size=(64, 64), base_channels=4,
-                                   z_dim=3, spade_hidden=8)
+    return small_generator()
 
 
 def _two_region_label(num_classes):

@@ -9,13 +9,12 @@ otherwise a tiny random generator.
 import numpy as np
 import pytest
 
-import oasis_tf
 from oasis_tf import inference
 from oasis_tf.export import (convert_tflite, convert_tflite_variants, export_saved_model,
                              interpreter_backend,
                              load_generator_from_export, make_interpreter, run_tflite,
                              tflite_op_names, tflite_report)
-from reference import find_reference_dir
+from reference import small_generator
 
 if interpreter_backend() is None:
     pytest.skip("no TFLite interpreter (pip install ai-edge-litert)", allow_module_level=True)
@@ -25,12 +24,7 @@ PSNR_MIN = {"float32": 60.0, "float16": 40.0, "int8": None}
 
 @pytest.fixture(scope="module")
 def generator():
-    ref = find_reference_dir()
-    path = ref / "small" / "G_state.npz" if ref is not None else None
-    if path is not None and path.exists():
-        return oasis_tf.convert.load_official_generator(str(path), image_size=(64, 64))
-    return oasis_tf.OASISGenerator(num_classes=5, image_size=(64, 64), base_channels=4,
-                                   z_dim=3, spade_hidden=8)
+    return small_generator()
 
 
 @pytest.fixture(scope="module")
