@@ -4,6 +4,7 @@
     python tools/train.py --config cityscapes --data_root /data/cityscapes \
         --override train.batch_size=16 --override train.lr_g=4e-4
     python tools/train.py --resume runs/synthetic-0003          # continue a killed run
+    python tools/train.py --config ade20k --backup_dir runs/ade20k-job   # restartable job
     python tools/train.py --config synthetic --dry_run          # plan + one step, no files
     python tools/train.py --config ade20k --strategy mirrored   # all local GPUs
     TF_CONFIG='{"cluster": {"worker": ["h0:12345", "h1:12345"]},
@@ -23,6 +24,11 @@ metrics and TensorBoard events; the others write only <run_dir>/<name>-worker-<i
 all replicas and the data files are sharded per worker. After a worker dies,
 kill the job and restart every worker with --resume <the chief's run folder>
 (storage shared by the workers): all of them restore the chief's newest checkpoint.
+
+--backup_dir DIR: the run folder is DIR itself (not numbered): the first start
+creates it, every later start of the same command continues from its newest
+checkpoint (the keras.callbacks.BackupAndRestore pattern, for clusters that restart
+failed jobs with their original command line).
 """
 
 import os
@@ -42,6 +48,9 @@ flags.DEFINE_integer("max_steps", None, "Total step budget (default: num_epochs 
 flags.DEFINE_bool("dry_run", False, "Print the plan, build everything, run one step; "
                   "write nothing.")
 flags.DEFINE_string("resume", None, "Run folder to continue from its newest checkpoint.")
+flags.DEFINE_string("backup_dir", None, "Fixed run folder: created on the first start, "
+                    "continued from its newest checkpoint when the same command runs again "
+                    "(restartable jobs; like keras.callbacks.BackupAndRestore).")
 flags.DEFINE_string("fid_extractor", None, "FID every train.fid_every steps: "
                     "standard:<classify_image_graph_def.pb|tgz>, keras[:<weights.h5>] or auto.")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multiworker"],
@@ -58,14 +67,20 @@ def main(argv):
 
     strategy = create_strategy(FLAGS.strategy)  # first: before any other TensorFlow op
 
-    if FLAGS.resume is not None:
+    if FLAGS.resume is not None and FLAGS.backup_dir is not None:
+        raise app.UsageError("give --resume or --backup_dir, not both")
+    saved = FLAGS.resume or FLAGS.backup_dir
+    if saved is not None and os.path.exists(os.path.join(saved, "config.yaml")):
+        source = FLAGS.config or os.path.join(saved, "config.yaml")
+    elif FLAGS.resume is not None:
         source = FLAGS.config or os.path.join(FLAGS.resume, "config.yaml")
     else:
         source = FLAGS.config or "synthetic"
     config = load_config(source, overrides=FLAGS.override)
     result = train(config, data_root=FLAGS.data_root, runs_root=FLAGS.run_dir,
                    resume=FLAGS.resume, max_steps=FLAGS.max_steps, dry_run=FLAGS.dry_run,
-                   strategy=strategy, fid_extractor=FLAGS.fid_extractor)
+                   strategy=strategy, fid_extractor=FLAGS.fid_extractor,
+                   backup_dir=FLAGS.backup_dir)
     if result.failed:
         print(f"train: stopped: {result.failure}; last good checkpoint: "
               f"{result.last_checkpoint}", file=sys.stderr)

@@ -45,6 +45,15 @@ def _all_reduce_sum(values):
     return ctx.all_reduce(tf.distribute.ReduceOp.SUM, values)
 
 
+def _multi_worker():
+    """True under a MultiWorkerMirroredStrategy with more than one worker."""
+    strategy = tf.distribute.get_strategy()
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return False
+    in_multi_worker_mode = getattr(strategy.extended, "_in_multi_worker_mode", None)
+    return bool(in_multi_worker_mode()) if in_multi_worker_mode is not None else True
+
+
 def _loss_scale(optimizer):
     if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
         return optimizer
@@ -168,6 +177,17 @@ class OASIS(keras.Model):
     def metrics(self):
         return list(self.loss_trackers.values())
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Every variable exists after __init__ and compile(), so Keras's symbolic
+        # build has nothing to build. Keras 3's TensorFlow trainer would still take
+        # the first distributed batch and `strategy.reduce` the whole dict of
+        # PerReplica values, which MultiWorkerMirroredStrategy rejects ("unsupported
+        # type <class 'dict'>"); skip it when there is nothing to build.
+        built = all(layer.built for layer in self._flatten_layers())
+        if built and (self.g_optimizer is None or self.g_optimizer.built):
+            return None
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     # ------------------------------------------------------------ randomness
     def _stateless_seed(self, stream):
         """A per-step, per-replica seed; resumable (derived from the step)."""
@@ -210,7 +230,6 @@ class OASIS(keras.Model):
         noise_g = self.draw_noise(batch_size, 1) if noise_g is None else noise_g
         noise_d = data.get("noise_d")
         noise_d = self.draw_noise(batch_size, 2) if noise_d is None else noise_d
-        _, replicas = _replica_context()
         weights, pixels = self._global_counts(label)
         G, D = self.generator, self.discriminator
 
@@ -245,13 +264,18 @@ class OASIS(keras.Model):
         if self.use_ema:
             self.update_ema()
 
-        # Each replica holds its share of the global loss; the trackers average
-        # over replicas, so report share * replicas.
-        values = dict(loss_g=loss_g, loss_d_fake=loss_d_fake, loss_d_real=loss_d_real,
-                      loss_d_labelmix=loss_d_labelmix, loss_d=loss_d)
-        for name, value in values.items():
-            self.loss_trackers[name].update_state(value * float(replicas))
-        return {name: tracker.result() for name, tracker in self.loss_trackers.items()}
+        # Each replica holds its share of the global loss: the sum over replicas is
+        # the global loss, so every replica reports the same values.
+        shares = [loss_g, loss_d_fake, loss_d_real, loss_d_labelmix, loss_d]
+        totals = _all_reduce_sum([ops.cast(v, "float32") for v in shares])
+        for name, value in zip(METRIC_NAMES, totals):
+            self.loss_trackers[name].update_state(value)
+        results = {name: tracker.result() for name, tracker in self.loss_trackers.items()}
+        if _multi_worker():
+            # Keras 3 reduces the step outputs of a multi-worker strategy with
+            # strategy.reduce(MEAN, axis=0), which needs rank >= 1; it returns scalars.
+            results = {name: ops.reshape(value, [1]) for name, value in results.items()}
+        return results
 
     # ------------------------------------------------------------ EMA
     def _ema_pairs(self):

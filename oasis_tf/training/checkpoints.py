@@ -143,6 +143,14 @@ def restore_training_state(model, folder):
     return state
 
 
+def has_checkpoint(run_folder):
+    """True when ``<run_folder>/checkpoints`` holds a complete checkpoint."""
+    folder = Path(run_folder) / "checkpoints"
+    if not folder.is_dir():
+        return False
+    return any(_CKPT.match(p.name) and (p / "state.json").exists() for p in folder.iterdir())
+
+
 class CheckpointManager:
     """Keeps the last ``max_to_keep`` training-state checkpoints and the best one.
 

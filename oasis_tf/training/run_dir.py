@@ -56,6 +56,18 @@ def create_run_dir(runs_root, name, config):
     return run
 
 
+def create_run_dir_at(path, config):
+    """Creates (or takes over) the run folder ``path`` itself, e.g. the fixed folder
+    of a job that gets restarted: writes ``config.yaml`` and drops the metrics
+    records of an earlier attempt that died before its first checkpoint."""
+    run = RunDir(path)
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.make_subdirs()
+    save_config(config, run.config_path)
+    run.truncate_metrics(0)
+    return run
+
+
 class RunDir:
     """Paths of one run folder and its logger / metrics writer.
 

@@ -37,6 +37,7 @@ import sys
 import time
 from pathlib import Path
 
+import keras
 import tensorflow as tf
 
 from oasis_tf.config import OASISConfig
@@ -45,8 +46,10 @@ from oasis_tf.models.oasis import OASIS
 from oasis_tf.optimizers import make_optimizers
 from oasis_tf.training import callbacks as cb
 from oasis_tf.training import distribute, precision
-from oasis_tf.training.checkpoints import CheckpointManager, optimizer_checksum
-from oasis_tf.training.run_dir import LOGGER_NAME, RunDir, create_run_dir, next_run_path
+from oasis_tf.training.checkpoints import (CheckpointManager, has_checkpoint,
+                                           optimizer_checksum)
+from oasis_tf.training.run_dir import (LOGGER_NAME, RunDir, create_run_dir, create_run_dir_at,
+                                       next_run_path)
 
 __all__ = ["train", "TrainResult", "build_model", "make_dataset_fn"]
 
@@ -86,6 +89,9 @@ def build_model(config, strategy=None):
     XLA-compiles the training step."""
     strategy = strategy or tf.distribute.get_strategy()
     m, t = config.model, config.train
+    # The initial weights follow train.seed: runs repeat, and every worker of a
+    # multi-worker job (which all build the model) starts from the same values.
+    keras.utils.set_random_seed(t.seed)
     with strategy.scope(), precision.policy_scope(t.mixed_precision):
         generator = generator_from_config(m)
         discriminator = discriminator_from_config(m)
@@ -162,7 +168,7 @@ def _console_logger():
 
 def train(config, data_root=None, runs_root="runs", resume=None, max_steps=None,
           dry_run=False, strategy=None, dataset_fn=None, name=None, metric_fn=None,
-          console=True, fid_extractor=None):
+          console=True, fid_extractor=None, backup_dir=None):
     """Trains OASIS as configured; returns a ``TrainResult``.
 
     Args:
@@ -184,6 +190,10 @@ def train(config, data_root=None, runs_root="runs", resume=None, max_steps=None,
         fid_extractor: FID during training every ``train.fid_every`` steps: an
             extractor or a spec ("standard:<path>", "keras[:<h5>]", "auto"; see
             ``oasis_tf.metrics.make_extractor``). None: no FID.
+        backup_dir: a fixed run folder for jobs that get restarted with the same
+            command (the ``keras.callbacks.BackupAndRestore`` pattern): created on the
+            first start, continued from its newest checkpoint on every restart (by
+            every worker). Replaces ``runs_root``/``resume``.
     """
     if not isinstance(config, OASISConfig):
         raise ValueError(f"`config` must be an OASISConfig. Received: {type(config).__name__}")
@@ -198,6 +208,16 @@ def train(config, data_root=None, runs_root="runs", resume=None, max_steps=None,
     name = name or config.data.dataset
     chief = distribute.is_chief(strategy)
     _, task_id, _ = distribute.task_info(strategy)
+    fixed_path = None
+    if backup_dir is not None:
+        if resume is not None:
+            raise ValueError("give `resume` or `backup_dir`, not both")
+        # Decided before the first collective op, so the chief cannot have written a
+        # checkpoint that another worker does not see yet.
+        if has_checkpoint(backup_dir):
+            resume = backup_dir
+        else:
+            fixed_path = Path(backup_dir)
 
     # ---------------------------------------------------------------- run folder
     run = None
@@ -209,8 +229,8 @@ def train(config, data_root=None, runs_root="runs", resume=None, max_steps=None,
         # A non-chief worker writes only its own log: <run>/worker-<i>.log on a
         # resume, else <runs_root>/<name>-worker-<i>.log. It restores from the
         # chief's checkpoints (shared storage) and trains every step like the chief.
-        folder = Path(resume) if resume is not None else Path(runs_root)
-        prefix = "" if resume is not None else f"{name}-"
+        folder = Path(resume or fixed_path or runs_root)
+        prefix = "" if (resume or fixed_path) is not None else f"{name}-"
         folder.mkdir(parents=True, exist_ok=True)
         worker_log = folder / f"{prefix}worker-{task_id}.log"
         logger = _open_worker_logger(worker_log, console)
@@ -219,6 +239,9 @@ def train(config, data_root=None, runs_root="runs", resume=None, max_steps=None,
         if not run.checkpoints_dir.is_dir():
             raise FileNotFoundError(f"--resume {resume}: not a run folder (no checkpoints/)")
         run.make_subdirs()
+        logger = run.open_logger(console=console)
+    elif fixed_path is not None:
+        run = create_run_dir_at(fixed_path, config)
         logger = run.open_logger(console=console)
     else:
         run = create_run_dir(runs_root, name, config)
@@ -231,7 +254,7 @@ def train(config, data_root=None, runs_root="runs", resume=None, max_steps=None,
             raise ValueError(f"the step budget must be positive. Received: {total_steps}")
 
         if dry_run:
-            where = next_run_path(runs_root, name) if resume is None else Path(resume)
+            where = Path(resume or fixed_path or next_run_path(runs_root, name))
             logger.info("DRY RUN: nothing is written. Resolved configuration:\n%s",
                         _config_text(config))
             logger.info("DRY RUN: would %s run folder %s; %d steps (%d per epoch, global "
