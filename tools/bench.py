@@ -20,6 +20,11 @@ Named configurations:
 * ``ade20k``: the ADE20K paper configuration, 256x256, width 64, batch 1.
 
 Random inputs; weights as initialised (speed does not depend on them).
+
+``--profile`` adds ``profile``: the time per training iteration spent in each
+TensorFlow op type (summed over threads, from a ``tf.profiler`` trace of 2
+iterations; the trace is kept under ``--profile_dir``), largest first, e.g. to see
+whether the convolutions (``_MklNativeConv2D*``) already take nearly all the time.
 """
 
 import json
@@ -44,6 +49,9 @@ flags.DEFINE_integer("iters", 10, "Timed training iterations.")
 flags.DEFINE_integer("warmup", 2, "Untimed training iterations first (tracing, compiling).")
 flags.DEFINE_integer("gen_iters", 10, "Timed generator calls.")
 flags.DEFINE_string("output", None, "Also append the JSON lines to this file.")
+flags.DEFINE_bool("profile", False, "Add a per-op-type profile of 2 training iterations.")
+flags.DEFINE_string("profile_dir", "/tmp/oasis_tf_bench_profile", "Where --profile writes "
+                    "the tf.profiler trace (viewable in TensorBoard's profile plugin).")
 flags.DEFINE_bool("child", False, "Internal: run one case in this process.")
 
 
@@ -57,7 +65,41 @@ def _peak_memory_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
-def run_case(name, policy, xla, iters, warmup, gen_iters):
+def profile_op_types(step, batch, logdir, iterations=2, top=12):
+    """Milliseconds per iteration by op type (summed over threads), largest first."""
+    import collections
+    import glob
+
+    import tensorflow as tf
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    tf.profiler.experimental.start(logdir)
+    for _ in range(iterations):
+        float(step(batch)["loss_d"])
+    tf.profiler.experimental.stop()
+    path = sorted(glob.glob(os.path.join(logdir, "plugins", "profile", "*", "*.xplane.pb")))[-1]
+    space = xplane_pb2.XSpace()
+    with open(path, "rb") as f:
+        space.ParseFromString(f.read())
+    per_type = collections.Counter()
+    for plane in space.planes:
+        names = {k: v.name for k, v in plane.event_metadata.items()}
+        for line in plane.lines:
+            for event in line.events:
+                name = names.get(event.metadata_id, "")
+                # op events are "<node name>:<op type>"; skip executor/runtime events
+                if ":" in name and not name.startswith(("__", "Executor", "Eager")):
+                    per_type[name.rsplit(":", 1)[1]] += event.duration_ps / 1e9
+    for runtime in ("Process", "Run"):
+        per_type.pop(runtime, None)
+    total = sum(per_type.values())
+    rows = [{"op": op, "ms_per_iter": round(ms / iterations, 1),
+             "share": round(ms / total, 3)} for op, ms in per_type.most_common(top)]
+    return {"trace": path, "op_ms_per_iter_total": round(total / iterations, 1),
+            "top_ops": rows}
+
+
+def run_case(name, policy, xla, iters, warmup, gen_iters, profile_dir=None):
     """One case in this process; returns the result dict."""
     import statistics
     import time
@@ -104,6 +146,7 @@ def run_case(name, policy, xla, iters, warmup, gen_iters):
         gen(batch["label"], noise).numpy()
         gen_times.append(time.perf_counter() - t)
     gen_median = statistics.median(gen_times)
+    profile = profile_op_types(step, batch, profile_dir) if profile_dir else None
     return {"config": name, "precision": policy, "xla": bool(xla), "batch": b,
             "image_size": s, "sec_per_iter": round(statistics.median(times), 4),
             "sec_per_iter_min": round(min(times), 4), "iters": iters,
@@ -111,7 +154,7 @@ def run_case(name, policy, xla, iters, warmup, gen_iters):
             "gen_images_per_sec": round(b / gen_median, 3),
             "peak_memory_mb": round(_peak_memory_mb(), 1),
             "device": "GPU" if tf.config.list_physical_devices("GPU") else "CPU",
-            "threads": os.cpu_count()}
+            "threads": os.cpu_count(), **({"profile": profile} if profile else {})}
 
 
 def main(argv):
@@ -121,7 +164,8 @@ def main(argv):
     xla_values = [v.lower() in ("1", "true", "yes", "on") for v in FLAGS.xla]
     if FLAGS.child:
         result = run_case(FLAGS.config, FLAGS.precision[0], xla_values[0], FLAGS.iters,
-                          FLAGS.warmup, FLAGS.gen_iters)
+                          FLAGS.warmup, FLAGS.gen_iters,
+                          profile_dir=FLAGS.profile_dir if FLAGS.profile else None)
         print("BENCH " + json.dumps(result), flush=True)
         return
     for policy in FLAGS.precision:
@@ -129,7 +173,10 @@ def main(argv):
             cmd = [sys.executable, os.path.abspath(__file__), "--child", "--config",
                    FLAGS.config, "--precision", policy, "--xla", str(xla).lower(),
                    "--iters", str(FLAGS.iters), "--warmup", str(FLAGS.warmup),
-                   "--gen_iters", str(FLAGS.gen_iters)]
+                   "--gen_iters", str(FLAGS.gen_iters),
+                   f"--profile={str(FLAGS.profile).lower()}",
+                   "--profile_dir", os.path.join(FLAGS.profile_dir,
+                                                 f"{FLAGS.config}-{policy}-xla{int(xla)}")]
             proc = subprocess.run(cmd, capture_output=True, text=True,
                                   env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
             lines = [l for l in proc.stdout.splitlines() if l.startswith("BENCH ")]

@@ -1,0 +1,33 @@
+"""tools/bench.py on the tiny configuration: one JSON line per case with the
+timing fields, and the per-op-type profile (--profile)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_bench_prints_one_json_line_per_case_with_a_profile(tmp_path):
+    out = tmp_path / "bench.jsonl"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "bench.py"), "--config", "tiny", "--iters", "2",
+         "--warmup", "1", "--gen_iters", "2", "--profile", "--profile_dir",
+         str(tmp_path / "profile"), "--output", str(out)],
+        capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, CUDA_VISIBLE_DEVICES="", PYTHONPATH=str(REPO)))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert len(lines) == 1 and "error" not in lines[0], proc.stdout[-3000:]
+    result = lines[0]
+    assert result["config"] == "tiny" and result["precision"] == "float32"
+    assert result["sec_per_iter"] > 0 and result["gen_images_per_sec"] > 0
+    assert result["peak_memory_mb"] > 100
+    ops = {row["op"] for row in result["profile"]["top_ops"]}
+    assert any("Conv2D" in op for op in ops), ops
+    shares = [row["share"] for row in result["profile"]["top_ops"]]
+    assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1.0001
+    assert Path(result["profile"]["trace"]).exists()
+    assert [json.loads(line) for line in out.read_text().splitlines()] == lines
