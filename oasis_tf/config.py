@@ -337,6 +337,9 @@ class TrainConfig(_Section):
         mixed_precision: str. Keras dtype policy: "float32",
             "mixed_bfloat16" or "mixed_float16".
         jit_compile: bool. XLA-compile the train step.
+        spectral_norm_warmup: int. Power iterations run on the initial weights
+            of every spectrally normalised conv before training (0 = none, the
+            official behaviour; not applied on resume).
     """
 
     _section = "train"
@@ -362,6 +365,7 @@ class TrainConfig(_Section):
     fid_every: int = 5000
     mixed_precision: str = "float32"
     jit_compile: bool = False
+    spectral_norm_warmup: int = 0
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -384,6 +388,7 @@ class TrainConfig(_Section):
             ema_bn_refresh_batches=self.ema_bn_refresh_batches,
             fid_every=self.fid_every,
             seed=self.seed,
+            spectral_norm_warmup=self.spectral_norm_warmup,
         )
         for key in ("beta_1", "beta_2", "ema_decay"):
             value = getattr(self, key)

@@ -12,6 +12,14 @@ non-trainable state:
   uses ``W / sigma`` (the bias is not normalised);
 * inference call: no power iteration, sigma from the stored ``u`` and ``v``.
 
+``power_iteration(n)`` (and ``spectral_norm_warmup`` for every such layer of a
+model) runs ``n`` extra power iterations on the current kernel and stores ``u``
+and ``v``: an opt-in warm-up before training (``train.spectral_norm_warmup``),
+so the first steps divide by (nearly) the true largest singular value instead of
+the estimate from random vectors. ``torch.nn.utils.parametrizations.spectral_norm``
+does 15 at init; the official OASIS (old ``torch.nn.utils.spectral_norm``) none,
+which stays the default.
+
 ``W`` is the kernel as a matrix with one row per output channel. The kernel is
 stored channels-last, ``[kh, kw, in, out]``, so ``W = reshape(kernel,
 [kh*kw*in, out])^T`` and ``v`` is ordered ``(kh, kw, in)``; PyTorch orders it
@@ -19,6 +27,7 @@ stored channels-last, ``[kh, kw, in, out]``, so ``W = reshape(kernel,
 """
 
 import keras
+import numpy as np
 from keras import ops
 
 _EPS = 1e-12
@@ -114,6 +123,28 @@ class Conv2D(keras.layers.Layer):
         sigma = ops.sum(u * ops.matmul(v, w_t))
         return kernel / sigma
 
+    def power_iteration(self, iterations=1):
+        """Runs ``iterations`` power iterations on the current kernel and stores
+        ``u`` and ``v`` (no-op without spectral norm or with 0 iterations).
+
+        Eager, outside training (in NumPy, float64: a few microseconds per
+        iteration); the training forward still does its one iteration. Returns
+        sigma ``u^T W v`` after them as a float (None without spectral norm)."""
+        if not self.spectral_norm:
+            return None
+        w_t = np.asarray(self.kernel, np.float64).reshape(-1, self.filters)  # W^T
+        u = np.asarray(self.sn_u, np.float64)
+        v = np.asarray(self.sn_v, np.float64)
+        if int(iterations) > 0:
+            for _ in range(int(iterations)):
+                v = w_t @ u
+                v = v / max(np.linalg.norm(v), _EPS)
+                u = v @ w_t
+                u = u / max(np.linalg.norm(u), _EPS)
+            self.sn_u.assign(u.astype(self.sn_u.dtype))
+            self.sn_v.assign(v.astype(self.sn_v.dtype))
+        return float(u @ (v @ w_t))
+
     def call(self, x, training=False):
         kernel = ops.cast(self.normalized_kernel(bool(training)), x.dtype)
         y = ops.conv(x, kernel, strides=1, padding="same" if self.kernel_size > 1 else "valid")
@@ -129,3 +160,19 @@ class Conv2D(keras.layers.Layer):
         config.update(filters=self.filters, kernel_size=self.kernel_size,
                       use_bias=self.use_bias, spectral_norm=self.spectral_norm)
         return config
+
+
+def spectral_norm_warmup(model, iterations):
+    """``power_iteration(iterations)`` on every spectrally normalised ``Conv2D``
+    inside ``model`` (a layer or model, built); returns the number of layers.
+
+    Opt-in (``train.spectral_norm_warmup``; the official code does no warm-up).
+    Deterministic: two copies with the same weights get the same ``u`` and ``v``."""
+    count = 0
+    if int(iterations) <= 0:
+        return count
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        if isinstance(layer, Conv2D) and layer.spectral_norm and layer.built:
+            layer.power_iteration(iterations)
+            count += 1
+    return count

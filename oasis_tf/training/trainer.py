@@ -41,6 +41,7 @@ import keras
 import tensorflow as tf
 
 from oasis_tf.config import OASISConfig
+from oasis_tf.layers.spectral_norm import spectral_norm_warmup
 from oasis_tf.models.factory import discriminator_from_config, generator_from_config
 from oasis_tf.models.oasis import OASIS
 from oasis_tf.optimizers import make_optimizers
@@ -99,6 +100,10 @@ def build_model(config, strategy=None):
                       ema_decay=t.ema_decay, dontcare_label=m.dontcare_label,
                       use_labelmix=t.use_labelmix, class_balancing=t.class_balancing,
                       use_ema=t.use_ema, seed=t.seed)
+        if t.spectral_norm_warmup > 0:  # opt-in; a resume restores u, v afterwards
+            for network in (generator, discriminator, model.ema_generator):
+                if network is not None:
+                    spectral_norm_warmup(network, t.spectral_norm_warmup)
         g_opt, d_opt = make_optimizers(t.lr_g, t.lr_d, beta_1=t.beta_1, beta_2=t.beta_2,
                                        epsilon=t.epsilon)
         # XLA compiles the whole step on one replica; with several, Keras would
