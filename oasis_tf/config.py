@@ -213,6 +213,8 @@ class ModelConfig(_Section):
         norm_type: str. Parameter-free norm inside SPADE: "syncbatch",
             "batch" or "instance".
         d_channels: int. Discriminator base width (official 128).
+        spade_hidden: int. Width of each SPADE block's shared conv (official
+            128; it dominates the cost of narrow generators).
         dontcare_label: bool. Class 0 is "don't care" and weighted 0 in the
             losses.
     """
@@ -228,6 +230,7 @@ class ModelConfig(_Section):
     spectral_norm: bool = True
     norm_type: str = "syncbatch"
     d_channels: int = 128
+    spade_hidden: int = 128
     dontcare_label: bool = True
 
     def __post_init__(self) -> None:
@@ -249,6 +252,7 @@ class ModelConfig(_Section):
             z_dim=self.z_dim,
             num_res_blocks=self.num_res_blocks,
             d_channels=self.d_channels,
+            spade_hidden=self.spade_hidden,
         )
         factor = 2 ** (self.num_res_blocks - 1)
         if any(d % factor for d in self.image_size):
