@@ -135,10 +135,16 @@ class TorchAdam(keras.optimizers.Adam):
                 ),
             )
         # torch: v.mul_(beta_2).addcmul_(g, g, value=1 - beta_2).
+        # `v * beta_2` needs only v: in a graph it would run at the start of
+        # the training step and hold a copy of v until the gradient arrives
+        # (the generator's copy through the whole generator forward), so it
+        # waits for the gradient.
+        with tf.control_dependencies([gradient]):
+            decayed = ops.multiply(v, ops.cast(beta_2, dtype))
         self.assign(
             v,
             ops.add(
-                ops.multiply(v, ops.cast(beta_2, dtype)),
+                decayed,
                 ops.multiply(
                     ops.multiply(gradient, ops.cast(1.0 - beta_2, dtype)),
                     gradient,

@@ -147,3 +147,30 @@ def test_nearest_resize_follows_pytorch_indices():
     np.testing.assert_array_equal(y, x[:, ::2, ::2])  # top-left pixel of each block
     y = resize_nearest(tf.constant(x), (4, 3)).numpy()
     np.testing.assert_array_equal(y, x[:, [0, 1, 3, 4]][:, :, [0, 2, 5]])
+
+
+def test_divide_by_scalar_matches_the_plain_division_and_its_gradient():
+    from oasis_tf.layers.spectral_norm import divide_by_scalar
+
+    rng = np.random.default_rng(3)
+    x = tf.constant(rng.standard_normal((3, 3, 4, 5)).astype(np.float32))
+    scale = tf.constant(1.7)
+    dy = tf.constant(rng.standard_normal((3, 3, 4, 5)).astype(np.float32))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([x, scale])
+        ours, plain = divide_by_scalar(x, scale), x / scale
+    np.testing.assert_array_equal(ours.numpy(), plain.numpy())
+    for a, b in zip(tape.gradient(ours, [x, scale], output_gradients=dy),
+                    tape.gradient(plain, [x, scale], output_gradients=dy)):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_divide_by_scalar_takes_variables():
+    # A kernel variable (as Conv2D passes it) must not make the custom gradient
+    # see a variable read inside it (tf.custom_gradient would then reject it).
+    from oasis_tf.layers.spectral_norm import divide_by_scalar
+
+    kernel = tf.Variable(np.arange(6, dtype=np.float32).reshape(2, 3))
+    with tf.GradientTape() as tape:
+        y = divide_by_scalar(kernel, tf.constant(2.0))
+    np.testing.assert_allclose(tape.gradient(y, kernel).numpy(), 0.5)

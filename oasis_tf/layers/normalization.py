@@ -85,8 +85,11 @@ class ParamFreeNorm(keras.layers.Layer):
             self.moving_variance.assign((1.0 - m) * self.moving_variance + m * unbiased)
         else:
             mean, var = self.moving_mean, self.moving_variance
-        y = (x32 - mean) / ops.sqrt(var + self.epsilon)
-        return ops.cast(y, x.dtype)
+        # Multiplying by 1 / std (as PyTorch's kernel does) rather than dividing:
+        # TensorFlow's gradient of a division precomputes -x / std / std, a
+        # tensor the size of x, in the forward pass and holds it until backward.
+        inv_std = 1.0 / ops.sqrt(var + self.epsilon)
+        return ops.cast((x32 - mean) * inv_std, x.dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape

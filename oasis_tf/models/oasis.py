@@ -66,17 +66,16 @@ def _scale_loss(optimizer, loss):
     return loss
 
 
-def _apply(optimizer, tape, loss, variables):
-    """One optimizer step on ``variables`` with the gradients of ``loss``.
+def _apply(optimizer, grads, variables):
+    """One optimizer step on ``variables`` with ``grads``.
 
-    With a ``LossScaleOptimizer`` (float16) ``loss`` is the scaled loss; the
-    optimizer divides the gradients by the scale and skips the step when they
+    With a ``LossScaleOptimizer`` (float16) ``grads`` are those of the scaled
+    loss; the optimizer divides them by the scale and skips the step when they
     are not finite. Here the finiteness is made global first (one non-finite
     gradient on any replica poisons every replica's gradients), so all replicas
     take the same decision, and a skipped step still advances ``iterations``
     (the training step counter: data position, noise seeds, checkpoints).
     """
-    grads = tape.gradient(loss, variables)
     if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
         optimizer.apply_gradients(zip(grads, variables))
         return
@@ -87,6 +86,39 @@ def _apply(optimizer, tape, loss, variables):
     grads = [None if g is None else g * tf.cast(poison, g.dtype) for g in grads]
     optimizer.apply_gradients(zip(grads, variables))
     optimizer.iterations.assign_add(tf.cast(tf.logical_not(finite), optimizer.iterations.dtype))
+
+
+def _after(tensors, *values):
+    """``values`` passed through ``tf.identity`` once every tensor in ``tensors``
+    exists: what is computed from them waits for ``tensors``.
+
+    The runtime runs every op as soon as its inputs are ready, so without this
+    the discriminator update's forwards would run while the generator update's
+    backward pass still holds its activations (measured: +0.3 GB at 64x64)."""
+    with tf.control_dependencies([t for t in tensors if t is not None]):
+        return [tf.identity(v) for v in values]
+
+
+def _sequential_gradients(tape, loss, outputs, variables):
+    """Gradients of ``loss`` w.r.t. ``variables`` for a loss of several forwards
+    of one network (``outputs``, one tensor per forward).
+
+    The same sum as ``tape.gradient(loss, variables)``, but the backward passes
+    run one after another, the last forward's first (as PyTorch's autograd
+    orders them), so only one of them holds its gradient buffers at a time;
+    run jointly, TensorFlow runs the three discriminator backward passes
+    together (measured: +0.3 GB at 64x64). ``tape`` must be persistent.
+    """
+    output_grads = tape.gradient(loss, outputs)
+    total = None
+    for output, output_grad in zip(reversed(outputs), reversed(output_grads)):
+        with tf.control_dependencies([g for g in total or () if g is not None]):
+            part = tape.gradient(output, variables, output_gradients=output_grad)
+        if total is None:
+            total = part
+        else:
+            total = [a if b is None else b if a is None else a + b for a, b in zip(total, part)]
+    return total
 
 
 @keras.saving.register_keras_serializable(package="oasis_tf")
@@ -238,27 +270,34 @@ class OASIS(keras.Model):
             fake = G({"label": label, "noise": noise_g}, training=True)
             loss_g = losses.g_adversarial_loss(D(fake, training=True), label, weights, pixels)
             scaled_g = _scale_loss(self.g_optimizer, loss_g)
-        _apply(self.g_optimizer, tape, scaled_g, G.trainable_variables)
+        g_grads = tape.gradient(scaled_g, G.trainable_variables)
+        _apply(self.g_optimizer, g_grads, G.trainable_variables)
 
-        # 2. discriminator update (fresh noise; G in train mode, no gradient)
+        # 2. discriminator update (fresh noise; G in train mode, no gradient),
+        # started once G's backward pass is done (its activations are freed)
+        image, label, noise_d = _after(g_grads, image, label, noise_d)
         fake = ops.stop_gradient(G({"label": label, "noise": noise_d}, training=True))
-        with tf.GradientTape() as tape:
+        with tf.GradientTape(persistent=True) as tape:
             d_fake = D(fake, training=True)
             loss_d_fake = losses.d_fake_loss(d_fake, pixels)
             d_real = D(image, training=True)
             loss_d_real = losses.d_real_loss(d_real, label, weights, pixels)
+            outputs = [d_fake, d_real]
             loss_d_labelmix = tf.zeros([], tf.float32)
             if self.use_labelmix:
                 bits = data.get("labelmix_bits")
                 bits = self.draw_labelmix_bits(batch_size) if bits is None else bits
                 mask = losses.labelmix_mask(label, bits)
                 d_mixed = D(losses.labelmix_images(mask, image, fake), training=True)
+                outputs.append(d_mixed)
                 elements = pixels * float(self.num_classes + 1)
                 loss_d_labelmix = self.lambda_labelmix * losses.labelmix_loss(
                     d_real, d_fake, d_mixed, mask, elements)
             loss_d = loss_d_fake + loss_d_real + loss_d_labelmix
             scaled_d = _scale_loss(self.d_optimizer, loss_d)
-        _apply(self.d_optimizer, tape, scaled_d, D.trainable_variables)
+        d_grads = _sequential_gradients(tape, scaled_d, outputs, D.trainable_variables)
+        del tape
+        _apply(self.d_optimizer, d_grads, D.trainable_variables)
 
         # 3. EMA of every generator variable
         if self.use_ema:
@@ -291,7 +330,14 @@ class OASIS(keras.Model):
         keep = np.float32(1.0 - self.ema_decay)
 
         def update(ema, source):
-            return ema.assign(ema * decay + source * keep)
+            # `ema * decay` needs only the EMA weights: in a graph it would run
+            # at the start of the training step and hold a copy of the whole
+            # generator through both updates, so it waits for `source * keep`
+            # (which reads the updated generator weights).
+            contribution = source * keep
+            with tf.control_dependencies([contribution]):
+                decayed = ema * decay
+            return ema.assign(decayed + contribution)
 
         def cross_replica(strategy):
             for ema, source in self._ema_pairs():
