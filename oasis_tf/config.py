@@ -344,6 +344,8 @@ class TrainConfig(_Section):
         spectral_norm_warmup: int. Power iterations run on the initial weights
             of every spectrally normalised conv before training (0 = none, the
             official behaviour; not applied on resume).
+        lr_warmup_steps: int. Both learning rates ramp up linearly over this
+            many steps (0 = constant rates, the official behaviour).
     """
 
     _section = "train"
@@ -370,6 +372,7 @@ class TrainConfig(_Section):
     mixed_precision: str = "float32"
     jit_compile: bool = False
     spectral_norm_warmup: int = 0
+    lr_warmup_steps: int = 0
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -393,6 +396,7 @@ class TrainConfig(_Section):
             fid_every=self.fid_every,
             seed=self.seed,
             spectral_norm_warmup=self.spectral_norm_warmup,
+            lr_warmup_steps=self.lr_warmup_steps,
         )
         for key in ("beta_1", "beta_2", "ema_decay"):
             value = getattr(self, key)

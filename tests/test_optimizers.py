@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from oasis_tf.optimizers import TorchAdam, make_optimizers
+from oasis_tf.optimizers import LinearWarmup, TorchAdam, make_optimizers
 
 LR = 1e-2
 NUM_STEPS = 3
@@ -267,3 +267,29 @@ def test_mirrored_strategy_matches_single_device():
     # g/2 + g/2 == g exactly in float32, so the steps agree to the last bit
     # up to the all-reduce order; allow a few ulps.
     assert result["max_diff"] < 1e-6, result
+
+
+def test_linear_warmup_ramps_then_stays_and_round_trips():
+    schedule = LinearWarmup(4e-4, warmup_steps=4)
+    values = [float(schedule(step)) for step in range(6)]
+    np.testing.assert_allclose(values, [1e-4, 2e-4, 3e-4, 4e-4, 4e-4, 4e-4], rtol=1e-6)
+    again = LinearWarmup.from_config(json.loads(json.dumps(schedule.get_config())))
+    assert float(again(1)) == pytest.approx(2e-4)
+    with pytest.raises(ValueError, match="warmup_steps >= 1"):
+        LinearWarmup(1e-4, 0)
+
+
+def test_make_optimizers_warmup_scales_the_first_steps():
+    # beta_1 = 0: the first TorchAdam step moves a weight by lr * g / (|g| + eps') ~ lr
+    g_opt, d_opt = make_optimizers(1e-4, 4e-4, warmup_steps=4)
+    variable = keras.Variable(np.zeros([3], np.float32))
+    d_opt.build([variable])
+    moves = []
+    for _ in range(5):
+        before = variable.numpy().copy()
+        d_opt.apply_gradients([(tf.constant([1.0, -1.0, 0.5]), variable)])
+        moves.append(np.abs(variable.numpy() - before).max())
+    np.testing.assert_allclose(moves, [1e-4, 2e-4, 3e-4, 4e-4, 4e-4], rtol=1e-3)
+    plain, _ = make_optimizers(1e-4, 4e-4)  # default: constant rates, as the official code
+    assert float(plain.learning_rate) == pytest.approx(1e-4)
+    assert float(g_opt.learning_rate) == pytest.approx(2.5e-5)  # step 0 of its ramp

@@ -152,6 +152,32 @@ def test_checkpoint_round_trip_restores_networks_and_optimizers(tmp_path):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
 
 
+def test_resume_may_switch_the_learning_rate_warmup_on_or_off(tmp_path):
+    # A learning-rate schedule has no learning_rate variable; the rate is never
+    # restored anyway, so a checkpoint written with constant rates resumes with a
+    # warm-up (and back), with the moments and the step counter restored.
+    model = build_model(_tiny_config("train.lr_warmup_steps=0"))
+    for v in model.g_optimizer.variables + model.d_optimizer.variables:
+        if "iteration" in v.path:
+            v.assign(5)
+        elif not v.path.endswith("learning_rate"):
+            v.assign(np.full(v.shape, 0.25, v.dtype))
+    CheckpointManager(tmp_path / "a", model).save(5, state={"epoch": 0, "batch_in_epoch": 5})
+    warm = build_model(_tiny_config("train.lr_warmup_steps=10"))
+    assert len(warm.g_optimizer.variables) == len(model.g_optimizer.variables) - 1
+    state = CheckpointManager(tmp_path / "a", warm).restore()
+    assert state["optimizer_iterations"] == {"g_optimizer": 5, "d_optimizer": 5}
+    momentum = [v for v in warm.d_optimizer.variables if "momentum" in v.path][0]
+    np.testing.assert_array_equal(momentum.numpy(), 0.25)
+    # the warm-up rate at step 5 of 10: 6/10 of lr_d
+    assert float(warm.d_optimizer.learning_rate) == pytest.approx(0.6 * 4e-4)
+    CheckpointManager(tmp_path / "b", warm).save(5, state={"epoch": 0, "batch_in_epoch": 5})
+    plain = build_model(_tiny_config("train.lr_warmup_steps=0"))
+    CheckpointManager(tmp_path / "b", plain).restore()
+    assert int(plain.g_optimizer.iterations) == 5
+    assert float(plain.g_optimizer.learning_rate) == pytest.approx(1e-4)
+
+
 def test_nan_loss_stops_training_and_keeps_last_good_checkpoint(tmp_path):
     """Batch 3 (step 4) has NaN images: the run stops at step 4 and the step-2
     checkpoint is the last one, unchanged; no final checkpoint, no generator.keras."""

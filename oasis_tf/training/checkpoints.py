@@ -124,21 +124,22 @@ def restore_training_state(model, folder):
     with np.load(folder / "optimizers.npz") as data:
         for key, attr in _OPTIMIZERS:
             optimizer = getattr(model, attr)
-            saved_paths = state["optimizer_paths"][key]
-            variables = optimizer.variables
-            if len(saved_paths) != len(variables):
+            # Variables taken from the current run are left out on both sides: a
+            # learning-rate schedule (e.g. train.lr_warmup_steps) has none.
+            saved = [(i, path) for i, path in enumerate(state["optimizer_paths"][key])
+                     if not path.endswith(_NOT_RESTORED)]
+            variables = [v for v in optimizer.variables if not v.path.endswith(_NOT_RESTORED)]
+            if len(saved) != len(variables):
                 raise ValueError(
-                    f"{attr}: the checkpoint {folder} has {len(saved_paths)} variables, "
+                    f"{attr}: the checkpoint {folder} has {len(saved)} variables, "
                     f"the model's optimizer {len(variables)}; the architecture differs")
-            for i, (variable, saved_path) in enumerate(zip(variables, saved_paths)):
+            for variable, (i, saved_path) in zip(variables, saved):
                 value = data[f"{key}/{i:04d}"]
                 if tuple(value.shape) != tuple(variable.shape) or (
                         saved_path.split("/")[-1] != variable.path.split("/")[-1]):
                     raise ValueError(
                         f"{attr}: variable {i} of {folder} is {saved_path} {value.shape}, "
                         f"the model's is {variable.path} {tuple(variable.shape)}")
-                if variable.path.endswith(_NOT_RESTORED):
-                    continue
                 variable.assign(value)
     return state
 

@@ -105,7 +105,7 @@ def build_model(config, strategy=None):
                 if network is not None:
                     spectral_norm_warmup(network, t.spectral_norm_warmup)
         g_opt, d_opt = make_optimizers(t.lr_g, t.lr_d, beta_1=t.beta_1, beta_2=t.beta_2,
-                                       epsilon=t.epsilon)
+                                       epsilon=t.epsilon, warmup_steps=t.lr_warmup_steps)
         # XLA compiles the whole step on one replica; with several, Keras would
         # nest a jit-compiled tf.function (with the EMA's merge_call and the
         # cross-replica all-reduces) inside strategy.run, which is not supported.
