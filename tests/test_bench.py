@@ -25,6 +25,10 @@ def test_bench_prints_one_json_line_per_case_with_a_profile(tmp_path):
     assert result["config"] == "tiny" and result["precision"] == "float32"
     assert result["sec_per_iter"] > 0 and result["gen_images_per_sec"] > 0
     assert result["peak_memory_mb"] > 100
+    memory = result["memory"]
+    assert 100 < memory["rss_import"] <= memory["rss_built"] <= memory["rss_traced"] \
+        <= result["peak_memory_mb"]
+    assert 0 < memory["tensors_state"] <= memory["tensors_peak_iter"] < result["peak_memory_mb"]
     ops = {row["op"] for row in result["profile"]["top_ops"]}
     assert any("Conv2D" in op for op in ops), ops
     shares = [row["share"] for row in result["profile"]["top_ops"]]

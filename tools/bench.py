@@ -11,7 +11,15 @@ peak memory of one case is not mixed with another's) and reports:
 * ``gen_images_per_sec``: generator images/s (inference mode, batch of the
   configuration), median over ``--gen_iters`` after one warm-up call;
 * ``peak_memory_mb``: host peak RSS (``resource.getrusage`` maxrss) on CPU, or
-  ``tf.config.experimental.get_memory_info(...)["peak"]`` on a GPU.
+  ``tf.config.experimental.get_memory_info(...)["peak"]`` on a GPU;
+* ``memory``: where the memory goes (MB): ``rss_import`` (RSS after importing
+  TensorFlow, Keras and oasis_tf), ``rss_built`` (+ the networks and both
+  optimizers), ``rss_traced`` (+ the traced training step: the Python graph),
+  ``rss_after_warmup`` (+ the runtime's optimised graph and kernels after the
+  first iterations); and, from TensorFlow's allocator (the device's tensors
+  only: no graph, no Python), ``tensors_state`` (live tensors between
+  iterations: variables, moments, EMA) and ``tensors_peak_iter`` (peak of
+  live tensors during the timed iterations).
 
 Named configurations:
 
@@ -65,6 +73,29 @@ def _peak_memory_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
+def _rss_mb():
+    """Current resident set size in MB (Linux /proc), else None."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return round(int(line.split()[1]) / 1024.0, 1)
+    except OSError:
+        return None
+    return None
+
+
+def _tensor_memory(device):
+    """(current, peak) MB of TensorFlow's allocator on ``device``, or (None, None)."""
+    import tensorflow as tf
+
+    try:
+        info = tf.config.experimental.get_memory_info(device)
+    except (ValueError, RuntimeError):
+        return None, None
+    return round(info["current"] / 2**20, 1), round(info["peak"] / 2**20, 1)
+
+
 def profile_op_types(step, batch, logdir, iterations=2, top=12):
     """Milliseconds per iteration by op type (summed over threads), largest first."""
     import collections
@@ -111,6 +142,8 @@ def run_case(name, policy, xla, iters, warmup, gen_iters, profile_dir=None):
     import oasis_tf
     from oasis_tf.training import precision
 
+    memory = {"rss_import": _rss_mb()}
+    device = "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU:0"
     c = CONFIGS[name]
     keras.utils.set_random_seed(0)
     with precision.policy_scope(policy):
@@ -125,16 +158,26 @@ def run_case(name, policy, xla, iters, warmup, gen_iters, profile_dir=None):
     coarse = rng.integers(0, c["num_classes"], (b, s // 8, s // 8))
     batch = dict(image=tf.constant(rng.uniform(-1, 1, (b, s, s, 3)).astype(np.float32)),
                  label=tf.constant(np.repeat(np.repeat(coarse, 8, 1), 8, 2).astype(np.int32)))
+    memory["rss_built"] = _rss_mb()
     step = tf.function(model.train_step, jit_compile=xla)
     start = time.perf_counter()
+    step.get_concrete_function(batch)
+    memory["rss_traced"] = _rss_mb()
     for _ in range(max(warmup, 1)):
         float(step(batch)["loss_d"])
     warmup_s = time.perf_counter() - start
+    memory["rss_after_warmup"] = _rss_mb()
+    memory["tensors_state"], _ = _tensor_memory(device)
+    try:
+        tf.config.experimental.reset_memory_stats(device)
+    except (ValueError, RuntimeError):
+        pass
     times = []
     for _ in range(iters):
         t = time.perf_counter()
         float(step(batch)["loss_d"])  # the float() waits for the step
         times.append(time.perf_counter() - t)
+    memory["tensors_peak_iter"] = _tensor_memory(device)[1]
 
     gen = tf.function(lambda label, noise: model.generator(
         {"label": label, "noise": noise}, training=False), jit_compile=xla)
@@ -152,7 +195,7 @@ def run_case(name, policy, xla, iters, warmup, gen_iters, profile_dir=None):
             "sec_per_iter_min": round(min(times), 4), "iters": iters,
             "warmup_sec": round(warmup_s, 1),
             "gen_images_per_sec": round(b / gen_median, 3),
-            "peak_memory_mb": round(_peak_memory_mb(), 1),
+            "peak_memory_mb": round(_peak_memory_mb(), 1), "memory": memory,
             "device": "GPU" if tf.config.list_physical_devices("GPU") else "CPU",
             "threads": os.cpu_count(), **({"profile": profile} if profile else {})}
 
