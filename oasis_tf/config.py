@@ -50,6 +50,8 @@ __all__ = [
 NORM_TYPES = ("syncbatch", "batch", "instance")
 DATASETS = ("ade20k", "cityscapes", "coco_stuff", "folder", "synthetic")
 MIXED_PRECISION_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
+# Gain of the official xavier_normal_ initialisation of every conv (OASIS init_weights).
+OFFICIAL_INIT_GAIN = 0.02
 SECTIONS = ("model", "data", "train")
 
 
@@ -346,6 +348,8 @@ class TrainConfig(_Section):
             official behaviour; not applied on resume).
         lr_warmup_steps: int. Both learning rates ramp up linearly over this
             many steps (0 = constant rates, the official behaviour).
+        init_gain: float. Gain of the xavier-normal initialisation of every
+            conv kernel (official 0.02; only used when training from scratch).
     """
 
     _section = "train"
@@ -373,6 +377,7 @@ class TrainConfig(_Section):
     jit_compile: bool = False
     spectral_norm_warmup: int = 0
     lr_warmup_steps: int = 0
+    init_gain: float = OFFICIAL_INIT_GAIN
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -398,6 +403,7 @@ class TrainConfig(_Section):
             spectral_norm_warmup=self.spectral_norm_warmup,
             lr_warmup_steps=self.lr_warmup_steps,
         )
+        _positive(s, init_gain=self.init_gain)
         for key in ("beta_1", "beta_2", "ema_decay"):
             value = getattr(self, key)
             if not 0.0 <= value < 1.0:

@@ -40,8 +40,8 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from oasis_tf.config import OASISConfig
-from oasis_tf.layers.spectral_norm import spectral_norm_warmup
+from oasis_tf.config import OFFICIAL_INIT_GAIN, OASISConfig
+from oasis_tf.layers.spectral_norm import reinitialize_kernels, spectral_norm_warmup
 from oasis_tf.models.factory import discriminator_from_config, generator_from_config
 from oasis_tf.models.oasis import OASIS
 from oasis_tf.optimizers import make_optimizers
@@ -96,6 +96,9 @@ def build_model(config, strategy=None):
     with strategy.scope(), precision.policy_scope(t.mixed_precision):
         generator = generator_from_config(m)
         discriminator = discriminator_from_config(m)
+        if t.init_gain != OFFICIAL_INIT_GAIN:  # opt-in; before the EMA copies G
+            for network in (generator, discriminator):
+                reinitialize_kernels(network, t.init_gain)
         model = OASIS(generator, discriminator, lambda_labelmix=t.lambda_labelmix,
                       ema_decay=t.ema_decay, dontcare_label=m.dontcare_label,
                       use_labelmix=t.use_labelmix, class_balancing=t.class_balancing,
