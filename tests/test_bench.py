@@ -14,7 +14,7 @@ def test_bench_prints_one_json_line_per_case_with_a_profile(tmp_path):
     out = tmp_path / "bench.jsonl"
     proc = subprocess.run(
         [sys.executable, str(REPO / "tools" / "bench.py"), "--config", "tiny", "--iters", "2",
-         "--warmup", "1", "--gen_iters", "2", "--profile", "--profile_dir",
+         "--warmup", "1", "--gen_iters", "2", "--profile", "--memory_profile", "--profile_dir",
          str(tmp_path / "profile"), "--output", str(out)],
         capture_output=True, text=True, timeout=600,
         env=dict(os.environ, CUDA_VISIBLE_DEVICES="", PYTHONPATH=str(REPO)))
@@ -34,4 +34,9 @@ def test_bench_prints_one_json_line_per_case_with_a_profile(tmp_path):
     shares = [row["share"] for row in result["profile"]["top_ops"]]
     assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1.0001
     assert Path(result["profile"]["trace"]).exists()
+    mem = result["memory_profile"]
+    assert mem["peak_mb"] > mem["before_iteration_mb"] > 0
+    assert "gradient_tape" in mem["by_scope_mb"], mem
+    assert any(k.startswith("oasis_generator") for k in mem["by_scope_mb"]), mem
+    assert sum(mem["by_scope_mb"].values()) <= mem["peak_mb"] - mem["before_iteration_mb"] + 1
     assert [json.loads(line) for line in out.read_text().splitlines()] == lines

@@ -29,6 +29,17 @@ Named configurations:
 
 Random inputs; weights as initialised (speed does not depend on them).
 
+``--memory_profile`` adds ``memory_profile``: the live tensors at the peak of one
+training iteration, grouped by the op scope that allocated them (each network call,
+``gradient_tape`` = the backward passes, the optimizers; the numbered suffixes
+count calls in the traced step: G update ``oasis_generator_1`` /
+``oasis_discriminator_1``, D update ``oasis_generator_3``, D on fake / real / mixed
+``oasis_discriminator_3`` / ``_5`` / ``_7``), plus what was live before the
+iteration (variables, moments, EMA). It needs TensorFlow's BFC allocator on the
+CPU (``TF_CPU_ALLOCATOR_USE_BFC=true``, set for that case's process), which
+reports every allocation to the profiler; buffers that become a variable's new
+value (Adam's moments, the EMA, the weights) count under the scope that made them.
+
 ``--profile`` adds ``profile``: the time per training iteration spent in each
 TensorFlow op type (summed over threads, from a ``tf.profiler`` trace of 2
 iterations; the trace is kept under ``--profile_dir``), largest first, e.g. to see
@@ -60,6 +71,8 @@ flags.DEFINE_string("output", None, "Also append the JSON lines to this file.")
 flags.DEFINE_bool("profile", False, "Add a per-op-type profile of 2 training iterations.")
 flags.DEFINE_string("profile_dir", "/tmp/oasis_tf_bench_profile", "Where --profile writes "
                     "the tf.profiler trace (viewable in TensorBoard's profile plugin).")
+flags.DEFINE_bool("memory_profile", False, "Add the live tensors at the peak of one "
+                  "training iteration, by scope (CPU: runs the case with the BFC allocator).")
 flags.DEFINE_bool("child", False, "Internal: run one case in this process.")
 
 
@@ -96,9 +109,8 @@ def _tensor_memory(device):
     return round(info["current"] / 2**20, 1), round(info["peak"] / 2**20, 1)
 
 
-def profile_op_types(step, batch, logdir, iterations=2, top=12):
-    """Milliseconds per iteration by op type (summed over threads), largest first."""
-    import collections
+def _trace(step, batch, logdir, iterations):
+    """Runs ``iterations`` steps under ``tf.profiler``; returns (path, XSpace)."""
     import glob
 
     import tensorflow as tf
@@ -112,6 +124,60 @@ def profile_op_types(step, batch, logdir, iterations=2, top=12):
     space = xplane_pb2.XSpace()
     with open(path, "rb") as f:
         space.ParseFromString(f.read())
+    return path, space
+
+
+def profile_memory(step, batch, logdir, top=14):
+    """Live tensors (MB, requested sizes) at the allocator's peak during one training
+    iteration, grouped by the first scope of the op that allocated them."""
+    import collections
+
+    path, space = _trace(step, batch, logdir, 1)
+    events = []
+    for plane in space.planes:
+        names = {k: v.name for k, v in plane.event_metadata.items()}
+        stat_names = {k: v.name for k, v in plane.stat_metadata.items()}
+        for line in plane.lines:
+            for event in line.events:
+                kind = names.get(event.metadata_id, "")
+                if kind not in ("MemoryAllocation", "MemoryDeallocation"):
+                    continue
+                stats = {}
+                for stat in event.stats:
+                    value = (stat.str_value or stat.int64_value or stat.uint64_value
+                             or stat.double_value)
+                    if stat.ref_value:
+                        value = stat_names.get(stat.ref_value, value)
+                    stats[stat_names.get(stat.metadata_id, "")] = value
+                events.append((line.timestamp_ns * 1000 + event.offset_ps, kind, stats))
+    if not events:
+        return {"trace": path, "error": "no allocation events (the BFC allocator is "
+                                         "needed: TF_CPU_ALLOCATOR_USE_BFC=true)"}
+    events.sort(key=lambda e: e[0])
+    live, peak, at_peak = {}, -1, {}
+    for _, kind, stats in events:
+        if kind == "MemoryAllocation":
+            live[stats.get("addr")] = stats
+        else:
+            live.pop(stats.get("addr"), None)
+        if stats.get("bytes_allocated", 0) > peak:
+            peak, at_peak = stats["bytes_allocated"], dict(live)
+    by_scope = collections.Counter()
+    for stats in at_peak.values():
+        scope = str(stats.get("tf_op", "?")).split("/")[0]
+        by_scope[scope] += stats.get("requested_bytes") or stats.get("allocation_bytes", 0)
+    in_iteration = sum(by_scope.values())
+    return {"trace": path, "peak_mb": round(peak / 2**20, 1),
+            "before_iteration_mb": round((peak - in_iteration) / 2**20, 1),
+            "by_scope_mb": {k: round(v / 2**20, 1) for k, v in by_scope.most_common(top)
+                            if v >= 0.05 * 2**20}}
+
+
+def profile_op_types(step, batch, logdir, iterations=2, top=12):
+    """Milliseconds per iteration by op type (summed over threads), largest first."""
+    import collections
+
+    path, space = _trace(step, batch, logdir, iterations)
     per_type = collections.Counter()
     for plane in space.planes:
         names = {k: v.name for k, v in plane.event_metadata.items()}
@@ -130,7 +196,8 @@ def profile_op_types(step, batch, logdir, iterations=2, top=12):
             "top_ops": rows}
 
 
-def run_case(name, policy, xla, iters, warmup, gen_iters, profile_dir=None):
+def run_case(name, policy, xla, iters, warmup, gen_iters, profile_dir=None,
+             memory_profile_dir=None):
     """One case in this process; returns the result dict."""
     import statistics
     import time
@@ -190,6 +257,8 @@ def run_case(name, policy, xla, iters, warmup, gen_iters, profile_dir=None):
         gen_times.append(time.perf_counter() - t)
     gen_median = statistics.median(gen_times)
     profile = profile_op_types(step, batch, profile_dir) if profile_dir else None
+    memory_profile = (profile_memory(step, batch, memory_profile_dir)
+                      if memory_profile_dir else None)
     return {"config": name, "precision": policy, "xla": bool(xla), "batch": b,
             "image_size": s, "sec_per_iter": round(statistics.median(times), 4),
             "sec_per_iter_min": round(min(times), 4), "iters": iters,
@@ -197,7 +266,8 @@ def run_case(name, policy, xla, iters, warmup, gen_iters, profile_dir=None):
             "gen_images_per_sec": round(b / gen_median, 3),
             "peak_memory_mb": round(_peak_memory_mb(), 1), "memory": memory,
             "device": "GPU" if tf.config.list_physical_devices("GPU") else "CPU",
-            "threads": os.cpu_count(), **({"profile": profile} if profile else {})}
+            "threads": os.cpu_count(), **({"profile": profile} if profile else {}),
+            **({"memory_profile": memory_profile} if memory_profile else {})}
 
 
 def main(argv):
@@ -208,7 +278,9 @@ def main(argv):
     if FLAGS.child:
         result = run_case(FLAGS.config, FLAGS.precision[0], xla_values[0], FLAGS.iters,
                           FLAGS.warmup, FLAGS.gen_iters,
-                          profile_dir=FLAGS.profile_dir if FLAGS.profile else None)
+                          profile_dir=FLAGS.profile_dir if FLAGS.profile else None,
+                          memory_profile_dir=(FLAGS.profile_dir + "-memory"
+                                              if FLAGS.memory_profile else None))
         print("BENCH " + json.dumps(result), flush=True)
         return
     for policy in FLAGS.precision:
@@ -218,10 +290,13 @@ def main(argv):
                    "--iters", str(FLAGS.iters), "--warmup", str(FLAGS.warmup),
                    "--gen_iters", str(FLAGS.gen_iters),
                    f"--profile={str(FLAGS.profile).lower()}",
+                   f"--memory_profile={str(FLAGS.memory_profile).lower()}",
                    "--profile_dir", os.path.join(FLAGS.profile_dir,
                                                  f"{FLAGS.config}-{policy}-xla{int(xla)}")]
-            proc = subprocess.run(cmd, capture_output=True, text=True,
-                                  env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+            env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+            if FLAGS.memory_profile:  # the CPU allocator reports allocations only then
+                env["TF_CPU_ALLOCATOR_USE_BFC"] = "true"
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
             lines = [l for l in proc.stdout.splitlines() if l.startswith("BENCH ")]
             if proc.returncode or not lines:
                 result = {"config": FLAGS.config, "precision": policy, "xla": xla,
