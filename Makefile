@@ -36,12 +36,12 @@ $(TORCH_STAMP): | $(INSTALLED)
 install: $(INSTALLED) $(TORCH_STAMP)
 
 test: install
-	$(PY) -m pytest -q tests $(PYTEST_ARGS)
+	$(PY) -m pytest -q --durations=15 tests $(PYTEST_ARGS)
 
 # The synthetic-data demo: data in runs/data/synthetic (or $$OASIS_TF_DATA/synthetic),
 # a run folder runs/demo-NNNN with samples, loss curves and the final checkpoint.
 # DEMO_STEPS=100 make demo for a shorter run.
-DEMO_STEPS ?= 400
+DEMO_STEPS ?= 1500
 demo: $(INSTALLED)
 	$(PY) tools/demo.py --steps $(DEMO_STEPS)
 

@@ -56,14 +56,24 @@ def test_synthetic_preset_is_tiny():
     assert cfg.data.dataset == "synthetic"
     assert cfg.model.num_classes == 12
     assert cfg.model.image_size == (64, 64)
-    assert (cfg.model.g_channels, cfg.model.d_channels) == (16, 16)
-    assert cfg.train.batch_size == 8
-    # deliberately below the official rates: the tiny networks blow up with them
-    # (see the comments in configs/synthetic.yaml)
-    assert cfg.train.lr_g == pytest.approx(5e-5)
-    assert cfg.train.lr_d == pytest.approx(2e-5)
+    assert (cfg.model.g_channels, cfg.model.d_channels, cfg.model.spade_hidden) == (16, 32, 32)
+    assert cfg.train.batch_size == 4
+    # the official rates; with the official init gain 0.02 the tiny networks blow
+    # up in the first steps (see the comments in configs/synthetic.yaml)
+    assert cfg.train.lr_g == pytest.approx(1e-4)
+    assert cfg.train.lr_d == pytest.approx(4e-4)
+    assert cfg.train.lr_warmup_steps == 0
+    assert cfg.train.init_gain == pytest.approx(1.0)
     assert cfg.model.num_res_blocks == 4
-    assert cfg.train.ema_decay == pytest.approx(0.95)
+    assert cfg.train.ema_decay == pytest.approx(0.99)
+
+
+def test_official_presets_keep_the_official_spade_width_and_constant_rates():
+    for name in ("ade20k", "cityscapes", "coco_stuff"):
+        cfg = load_config(name)
+        assert cfg.model.spade_hidden == 128, name
+        assert cfg.train.lr_warmup_steps == 0, name
+        assert cfg.train.init_gain == pytest.approx(0.02), name
 
 
 def test_load_by_path(tmp_path):

@@ -94,7 +94,9 @@ def test_report_keys_types_and_independent_fid(tiny, tmp_path):
     fake = np.asarray(generate(generator, labels, seed=np.arange(7) + 3)).astype(np.float32) / 127.5 - 1.0
     ext = StandInExtractor()
     expected = fid_from_features(ext(images), ext(fake))
-    assert report["fid"] == pytest.approx(expected, rel=1e-6)
+    # float32 generator and features, run in batches of 3 there and of 7 here: the
+    # streamed statistics agree to ~1e-6 relative, not bit for bit
+    assert report["fid"] == pytest.approx(expected, rel=1e-5)
     # statistics cached with pytorch-fid keys, then reused
     with np.load(stats) as data:
         assert data["mu"].shape == (16,) and data["sigma"].shape == (16, 16)

@@ -8,8 +8,8 @@ What it does, in order:
 1. writes the synthetic data set (procedural outdoor scenes, no download) to
    ``$OASIS_TF_DATA/synthetic`` or, without that variable, ``runs/data/synthetic``
    in the repository (kept between runs: the second demo skips this step);
-2. trains ``configs/synthetic.yaml`` for a fixed step budget (default 400 steps,
-   about 12 minutes on 2 shared CPU cores) in a new run folder ``runs/demo-NNNN``,
+2. trains ``configs/synthetic.yaml`` for a fixed step budget (default 1500 steps,
+   about 10 minutes on 2 shared CPU cores) in a new run folder ``runs/demo-NNNN``,
    printing a progress line every ``log_every`` steps;
 3. writes, in the run folder,
    * ``demo_samples.png``: one row per validation label map: colourised label |
@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # running from a checkout without an install
     sys.path.insert(0, str(REPO))
 
-DEFAULT_STEPS = 400
+DEFAULT_STEPS = 1500
 NUM_ROWS = 6
 SAMPLES_PER_LABEL = 4
 
