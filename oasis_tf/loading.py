@@ -49,7 +49,12 @@ def _from_run(run, ckpt, info):
     generator = generator_from_config(load_config(str(run / "config.yaml")).model)
     for name in ("ema_generator.weights.h5", "generator.weights.h5"):
         if (ckpt / name).exists():
-            generator.load_weights(ckpt / name)
+            try:
+                generator.load_weights(ckpt / name)
+            except ValueError as exc:
+                raise ValueError(f"{ckpt / name} does not fit the generator that {run / 'config.yaml'} "
+                                 f"describes (model section: widths, blocks, classes, spade_hidden, "
+                                 f"z_dim must be the ones it was trained with): {exc}") from exc
             info["source"] = str(ckpt / name)
             break
     else:

@@ -135,7 +135,8 @@ def test_load_generator_from_run_folder(tmp_path):
     save_config(config, run / "config.yaml")
     ckpt = run / "checkpoints" / "ckpt-00000002"
     ckpt.mkdir(parents=True)
-    source = OASISGenerator(num_classes=12, image_size=(16, 16), base_channels=2, z_dim=4, num_res_blocks=2)
+    source = OASISGenerator(num_classes=12, image_size=(16, 16), base_channels=2, z_dim=4, num_res_blocks=2,
+                            spade_hidden=config.model.spade_hidden)
     source.save_weights(ckpt / "ema_generator.weights.h5")
     (ckpt / "state.json").write_text(json.dumps({"step": 2}))
     label = _labels(2) * 2
@@ -155,6 +156,12 @@ def test_load_generator_from_run_folder(tmp_path):
     np.testing.assert_array_equal(np.asarray(generate(loaded, label, seed=[1, 2])), want)
     loaded, info = load_generator(run, checkpoint="latest")
     assert info["source"].endswith("ema_generator.weights.h5")
+    # weights of another architecture: the error names the weights and the config
+    other = OASISGenerator(num_classes=12, image_size=(16, 16), base_channels=2, z_dim=4, num_res_blocks=2,
+                           spade_hidden=config.model.spade_hidden * 2)
+    other.save_weights(ckpt / "ema_generator.weights.h5")
+    with pytest.raises(ValueError, match=r"ema_generator\.weights\.h5 does not fit .*config\.yaml"):
+        load_generator(ckpt)
 
 
 def _write_folder_dataset(root, n=4, size=64, num_classes=13):
