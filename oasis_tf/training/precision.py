@@ -9,7 +9,8 @@
   optimizers (``keras.optimizers.LossScaleOptimizer``: the loss is multiplied by
   the scale, gradients are divided by it before Adam, a step whose gradients are
   not finite on any replica is skipped and halves the scale; 2000 finite steps
-  double it).
+  double it). ``OASIS.compile`` wraps both optimizers when a network computes in
+  float16.
 
 What stays float32 under every policy (by construction of the layers, not by
 this module): every variable (kernels are created with ``autocast=False`` and
@@ -30,8 +31,7 @@ import contextlib
 import keras
 import tensorflow as tf
 
-__all__ = ["POLICIES", "check_policy", "policy_scope", "needs_loss_scaling",
-           "wrap_for_loss_scaling", "compute_dtype"]
+__all__ = ["POLICIES", "check_policy", "policy_scope", "needs_loss_scaling", "compute_dtype"]
 
 POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 
@@ -67,21 +67,3 @@ def needs_loss_scaling(policy):
     if not isinstance(policy, str):
         policy = policy.compute_dtype
     return policy in ("mixed_float16", "float16")
-
-
-def wrap_for_loss_scaling(optimizer, initial_scale=2.0 ** 15, dynamic_growth_steps=2000):
-    """``keras.optimizers.LossScaleOptimizer`` around ``optimizer`` (unchanged if it
-    is one already). ``iterations`` and ``learning_rate`` are the inner
-    optimizer's; its ``variables`` are the scale state plus the inner ones, so
-    checkpoints carry the loss scale."""
-    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-        return optimizer
-    return keras.optimizers.LossScaleOptimizer(
-        optimizer, initial_scale=initial_scale, dynamic_growth_steps=dynamic_growth_steps,
-        name=f"{optimizer.name}_loss_scale")
-
-
-def all_finite(tensors):
-    """Scalar bool: every entry of every tensor (None skipped) is finite."""
-    flags = [tf.reduce_all(tf.math.is_finite(t)) for t in tensors if t is not None]
-    return tf.reduce_all(tf.stack(flags)) if flags else tf.constant(True)
