@@ -40,10 +40,10 @@ test: install
 
 # The synthetic-data demo: data in runs/data/synthetic (or $$OASIS_TF_DATA/synthetic),
 # a run folder runs/demo-NNNN with samples, loss curves and the final checkpoint.
-# DEMO_STEPS=100 make demo for a shorter run.
-DEMO_STEPS ?= 1500
+# DEMO_STEPS=100 make demo for a shorter run (default: tools/demo.py's DEFAULT_STEPS).
+DEMO_STEPS ?=
 demo: $(INSTALLED)
-	$(PY) tools/demo.py --steps $(DEMO_STEPS)
+	$(PY) tools/demo.py $(if $(DEMO_STEPS),--steps $(DEMO_STEPS))
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache

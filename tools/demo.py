@@ -9,7 +9,7 @@ What it does, in order:
    ``$OASIS_TF_DATA/synthetic`` or, without that variable, ``runs/data/synthetic``
    in the repository (kept between runs: the second demo skips this step);
 2. trains ``configs/synthetic.yaml`` for a fixed step budget (default 1500 steps,
-   about 10 minutes on 2 shared CPU cores) in a new run folder ``runs/demo-NNNN``,
+   10-11 minutes on 2 shared CPU cores) in a new run folder ``runs/demo-NNNN``,
    printing a progress line every ``log_every`` steps;
 3. writes, in the run folder,
    * ``demo_samples.png``: one row per validation label map: colourised label |

@@ -29,7 +29,6 @@ the policy into other models of the same process.
 import contextlib
 
 import keras
-import tensorflow as tf
 
 __all__ = ["POLICIES", "check_policy", "policy_scope", "needs_loss_scaling", "compute_dtype"]
 
