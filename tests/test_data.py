@@ -373,6 +373,48 @@ def test_bad_image_names_file_and_skip(tmp_path):
         pipeline.decode_pair(os.path.join(root, "train", "images", "ex2.png"), lab, 5)
 
 
+def test_label_that_is_not_a_png_is_refused(tmp_path):
+    """A JPEG saved as .png (lossy: wrong class ids) is refused naming the file, in the
+    pipeline, in decode_pair and from bytes (TFDS records); skip_bad_files drops it."""
+    root = _folder_dataset(tmp_path, n=3)
+    lab = os.path.join(root, "train", "labels", "ex1.png")
+    with Image.open(lab) as im:
+        im.convert("L").save(lab, format="JPEG", quality=90)
+    image = os.path.join(root, "train", "images", "ex1.png")
+    with pytest.raises(ValueError, match=r"label file .*ex1\.png is not a PNG \(a JPEG file\)"):
+        pipeline.decode_pair(image, lab, 5)
+    with open(lab, "rb") as f:
+        data = f.read()
+    with pytest.raises(ValueError, match="stored-name is not a PNG"):
+        pipeline.load_resized_pair(image, "stored-name", 5, label_bytes=data)
+    ds = oasis_data.load_dataset("folder", root, image_size=8, batch_size=1, num_classes=5,
+                                 training=False)
+    with pytest.raises(tf.errors.OpError, match="ex1.png is not a PNG"):
+        _batches(ds)
+    ds = oasis_data.load_dataset("folder", root, image_size=8, batch_size=1, num_classes=5,
+                                 training=False, skip_bad_files=True)
+    assert len(_batches(ds)) == 2 and ds.skipped_files == [lab]
+
+
+def test_layout_table_is_the_one_source():
+    """Config, pipeline, readers and TFDS builders read the class counts, readers, TFDS
+    names and label mapping from oasis_tf.data.layouts."""
+    from oasis_tf.config import DATASETS
+    from oasis_tf.data import layouts
+
+    assert DATASETS == readers.LAYOUTS == layouts.LAYOUTS
+    for name, layout in layouts.LAYOUT_TABLE.items():
+        assert callable(getattr(readers, layout.reader)), layout
+        if layout.num_classes is not None:
+            assert pipeline.dataset_num_classes(name) == layout.num_classes
+    assert pipeline.DEFAULT_NUM_CLASSES == {"ade20k": 151, "cityscapes": 35, "coco_stuff": 183,
+                                            "synthetic": synthetic.NUM_CLASSES}
+    assert [n for n, x in layouts.LAYOUT_TABLE.items() if x.label_mapping] == ["coco_stuff"]
+    assert synthetic.resolve_options((32, 48)) == dict(synthetic.DEFAULT_OPTIONS, size=48)
+    with pytest.raises(ValueError, match="unknown synthetic_options"):
+        synthetic.resolve_options((32, 32), {"num_trian": 3})
+
+
 def test_size_mismatch_names_both_files(tmp_path):
     root = str(tmp_path / "f")
     rng = np.random.default_rng(0)

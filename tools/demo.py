@@ -245,8 +245,9 @@ def run_demo(out_dir=None, steps=DEFAULT_STEPS, data_root=None, config="syntheti
     import numpy as np
 
     from oasis_tf.config import load_config
-    from oasis_tf.data import load_dataset, synthetic
+    from oasis_tf.data import synthetic
     from oasis_tf.training import train
+    from oasis_tf.training.trainer import make_dataset_fn
     from oasis_tf.training.run_dir import read_metrics
 
     say = print if console else (lambda *a, **k: None)
@@ -258,8 +259,7 @@ def run_demo(out_dir=None, steps=DEFAULT_STEPS, data_root=None, config="syntheti
                          f"data.dataset={cfg.data.dataset!r}")
 
     # 1. data -------------------------------------------------------------
-    opts = {"num_train": 1000, "num_val": 100, "size": max(cfg.model.image_size), "seed": 0}
-    opts.update(synthetic_options or {})
+    opts = synthetic.resolve_options(cfg.model.image_size, synthetic_options)
     t_data = time.time()
     if synthetic.synthetic_dataset_complete(data_root, **opts):
         say(f"demo: synthetic data set already in {data_root}")
@@ -270,15 +270,8 @@ def run_demo(out_dir=None, steps=DEFAULT_STEPS, data_root=None, config="syntheti
     data_seconds = time.time() - t_data
     say(f"demo: data ready in {data_seconds:.1f} s")
 
-    def dataset_fn(split="train", training=True, batch_size=None, input_context=None):
-        return load_dataset(
-            "synthetic", data_root, split=split, image_size=cfg.model.image_size,
-            batch_size=batch_size or cfg.train.batch_size, training=training,
-            num_classes=cfg.model.num_classes, seed=cfg.train.seed,
-            shuffle_buffer=cfg.data.shuffle_buffer,
-            num_parallel_calls=cfg.data.num_parallel_calls,
-            skip_bad_files=cfg.data.skip_bad_files, flip=cfg.data.flip,
-            input_context=input_context, synthetic_options=opts)
+    # the trainer's own dataset function (all data settings of the config, load_size included)
+    dataset_fn = make_dataset_fn(cfg, data_root, synthetic_options=opts)
 
     # 2. training ---------------------------------------------------------
     say(f"demo: training {steps} steps (batch {cfg.train.batch_size}, "
