@@ -202,7 +202,7 @@ def plot_class_iou(report, path, title=None) -> str | None:
     if parent:
         os.makedirs(parent, exist_ok=True)
     tmp = f"{path}.tmp-{os.getpid()}.png"
-    fig.savefig(tmp, format="png")
+    fig.savefig(tmp, format="png", bbox_inches="tight")
     os.replace(tmp, path)
     return path
 

@@ -130,7 +130,7 @@ def plot_losses(records, path, keys=None, size=(900, 420), reference=None):
             q = ordered[min(len(ordered) - 1, int(0.97 * len(ordered)))]
             high = min(ordered[-1], max(q * 1.5, low + 1e-3))
             ax.set_ylim(low, high + 0.05 * (high - low))
-        ax.legend(fontsize=8, loc="upper right")
+        ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     _save_png(_render(fig), path)
     return Path(path)
