@@ -73,12 +73,8 @@ class _OasisBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "First version (oasis_tf)."}
     LAYOUT = ""
+    NUM_CLASSES = None  # each builder's: set from the layout table below
     MANUAL_DOWNLOAD_INSTRUCTIONS = ""
-
-    @property
-    def num_classes(self):
-        """The layout's class count from the layout table (None for "folder")."""
-        return get_layout(self.LAYOUT).num_classes
 
     @tfds.core.utils.classproperty
     @classmethod
@@ -100,7 +96,7 @@ class _OasisBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             supervised_keys=("image", "label"),
             citation=_CITATION,
             metadata=tfds.core.MetadataDict(layout=self.LAYOUT,
-                                            num_classes=self.num_classes),
+                                            num_classes=self.NUM_CLASSES),
         )
 
     def _split_generators(self, dl_manager):
@@ -119,7 +115,7 @@ class _OasisBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     def _generate_examples(self, root, pairs):
         from PIL import Image
 
-        num_classes = self.num_classes or 65536
+        num_classes = self.NUM_CLASSES or 65536
         coco = get_layout(self.LAYOUT).label_mapping == "coco_stuff"
         for image_path, label_path in pairs:
             _, label = decode_pair(image_path, label_path, num_classes, coco_mapping=coco)
@@ -173,6 +169,9 @@ class OasisFolder(_OasisBuilder):
 
 
 BUILDERS = {name: layout.tfds_name for name, layout in LAYOUT_TABLE.items() if layout.tfds_name}
+for _builder in (OasisAde20k, OasisCityscapes, OasisCocoStuff, OasisFolder):
+    _builder.NUM_CLASSES = get_layout(_builder.LAYOUT).num_classes  # from the layout table
+del _builder
 _LAYOUT_OF = {v: k for k, v in BUILDERS.items()}
 
 

@@ -400,4 +400,6 @@ def evaluate_synthetic(generator, data_root, extractor=None, split="val", batch_
                                 class_names=CLASS_NAMES if num_classes == len(CLASS_NAMES) else None)
     if verbose:
         print(format_report(report, title=f"Evaluation on the synthetic {split} split ({report['num_images']} images)"))
+        if report.get("classes"):
+            print(format_class_table(report))
     return report

@@ -27,11 +27,9 @@ drops those after the checkpoint's step) and the best value from
 
 import logging
 import math
-import os
 import time
 
 import keras
-import numpy as np
 
 from oasis_tf.training.callbacks import global_step, summary_png, summary_scalar
 from oasis_tf.training.plots import plot_fid_curve
