@@ -32,6 +32,10 @@ setup(
         "absl-py>=2,<3",
         "scipy>=1.11,<2",
         "pyyaml>=6,<7",
+        # TensorFlow 2.21 no longer pulls TensorBoard in; the runs write tf.summary events for it.
+        "tensorboard>=2.16,<2.22",
+        # Loss / FID curves and the per-class IoU chart of an evaluation.
+        "matplotlib>=3.7,<4",
     ],
     extras_require={
         # Only to read official .pth checkpoints. Install a CPU build: an unpinned

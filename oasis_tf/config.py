@@ -35,6 +35,8 @@ from typing import Any, Iterable, Mapping, Optional, Tuple, Union
 
 import yaml
 
+from oasis_tf.data.layouts import LAYOUTS
+
 __all__ = [
     "ModelConfig",
     "DataConfig",
@@ -48,7 +50,7 @@ __all__ = [
 ]
 
 NORM_TYPES = ("syncbatch", "batch", "instance")
-DATASETS = ("ade20k", "cityscapes", "coco_stuff", "folder", "synthetic")
+DATASETS = LAYOUTS  # the layouts of oasis_tf.data.layouts
 MIXED_PRECISION_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 # Gain of the official xavier_normal_ initialisation of every conv (OASIS init_weights).
 OFFICIAL_INIT_GAIN = 0.02

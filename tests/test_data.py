@@ -350,19 +350,25 @@ def test_label_out_of_range_names_file_value_and_count(tmp_path):
     assert "bad_label.png" in msg and "class id 9" in msg and "num_classes=5" in msg
 
 
+def _fails_then_skipped(root, match, bad_path):
+    """Iterating the 3-pair folder data set fails naming the bad file; with skip_bad_files
+    its pair is dropped and listed."""
+    ds = oasis_data.load_dataset("folder", root, image_size=8, batch_size=1, num_classes=5,
+                                 training=False)
+    with pytest.raises(tf.errors.OpError, match=match):
+        _batches(ds)
+    ds = oasis_data.load_dataset("folder", root, image_size=8, batch_size=1, num_classes=5,
+                                 training=False, skip_bad_files=True)
+    assert len(_batches(ds)) == 2
+    assert ds.skipped_files == [bad_path]
+
+
 def test_bad_image_names_file_and_skip(tmp_path):
     root = _folder_dataset(tmp_path, n=3)
     bad = os.path.join(root, "train", "images", "ex1.png")
     with open(bad, "wb") as f:
         f.write(b"\x89PNG\r\n\x1a\nthis is not a png")
-    ds = oasis_data.load_dataset("folder", root, image_size=8, batch_size=1, num_classes=5,
-                                 training=False)
-    with pytest.raises(tf.errors.OpError, match="ex1.png"):
-        _batches(ds)
-    ds = oasis_data.load_dataset("folder", root, image_size=8, batch_size=1, num_classes=5,
-                                 training=False, skip_bad_files=True)
-    assert len(_batches(ds)) == 2
-    assert ds.skipped_files == [bad]
+    _fails_then_skipped(root, "ex1.png", bad)
     # a truncated label file
     lab = os.path.join(root, "train", "labels", "ex2.png")
     with open(lab, "rb") as f:
@@ -371,6 +377,42 @@ def test_bad_image_names_file_and_skip(tmp_path):
         f.write(head)
     with pytest.raises(ValueError, match="ex2.png"):
         pipeline.decode_pair(os.path.join(root, "train", "images", "ex2.png"), lab, 5)
+
+
+def test_label_that_is_not_a_png_is_refused(tmp_path):
+    """A JPEG saved as .png (lossy: wrong class ids) is refused naming the file, in the
+    pipeline, in decode_pair and from bytes (TFDS records); skip_bad_files drops it."""
+    root = _folder_dataset(tmp_path, n=3)
+    lab = os.path.join(root, "train", "labels", "ex1.png")
+    with Image.open(lab) as im:
+        im.convert("L").save(lab, format="JPEG", quality=90)
+    image = os.path.join(root, "train", "images", "ex1.png")
+    with pytest.raises(ValueError, match=r"label file .*ex1\.png is not a PNG \(a JPEG file\)"):
+        pipeline.decode_pair(image, lab, 5)
+    with open(lab, "rb") as f:
+        data = f.read()
+    with pytest.raises(ValueError, match="stored-name is not a PNG"):
+        pipeline.load_resized_pair(image, "stored-name", 5, label_bytes=data)
+    _fails_then_skipped(root, "ex1.png is not a PNG", lab)
+
+
+def test_layout_table_is_the_one_source():
+    """Config, pipeline, readers and TFDS builders read the class counts, readers, TFDS
+    names and label mapping from oasis_tf.data.layouts."""
+    from oasis_tf.config import DATASETS
+    from oasis_tf.data import layouts
+
+    assert DATASETS == readers.LAYOUTS == layouts.LAYOUTS
+    for name, layout in layouts.LAYOUT_TABLE.items():
+        assert callable(getattr(readers, layout.reader)), layout
+        if layout.num_classes is not None:
+            assert pipeline.dataset_num_classes(name) == layout.num_classes
+    assert pipeline.DEFAULT_NUM_CLASSES == {"ade20k": 151, "cityscapes": 35, "coco_stuff": 183,
+                                            "synthetic": synthetic.NUM_CLASSES}
+    assert [n for n, x in layouts.LAYOUT_TABLE.items() if x.label_mapping] == ["coco_stuff"]
+    assert synthetic.resolve_options((32, 48)) == dict(synthetic.DEFAULT_OPTIONS, size=48)
+    with pytest.raises(ValueError, match="unknown synthetic_options"):
+        synthetic.resolve_options((32, 32), {"num_trian": 3})
 
 
 def test_size_mismatch_names_both_files(tmp_path):

@@ -17,8 +17,8 @@ import pytest
 
 from oasis_tf.inference import generate
 from oasis_tf.metrics import fid_from_features
-from oasis_tf.metrics.evaluate import (NOT_COMPARABLE, evaluate_generator, format_report, load_generator,
-                                       make_extractor, write_report)
+from oasis_tf.metrics.evaluate import (NOT_COMPARABLE, evaluate_generator, format_class_table, format_report,
+                                      load_generator, make_extractor, write_report)
 from oasis_tf.models.generator import OASISGenerator
 from reference import find_reference_dir
 
@@ -113,6 +113,52 @@ def test_report_keys_types_and_independent_fid(tiny, tmp_path):
     assert json.loads(Path(path).read_text())["num_images"] == 7
     table = format_report(report)
     assert "FID" in table and "mIoU" in table and "MS-SSIM" in table and NOT_COMPARABLE in table
+
+
+def test_per_class_report_against_numpy(tiny, tmp_path):
+    """Pixel accuracy, named per-class IoU and ground-truth pixel counts against a direct NumPy
+    count; class 4 is absent from the ground truth (reported absent, not 0), the table is sorted
+    worst to best and the chart lands beside the report."""
+    generator, _, _, _ = tiny
+    labels = np.minimum(_labels(6, seed=1), 3)  # classes 0..3 only: class 4 is absent
+    images = COLOURS[labels]
+    batches = [{"image": images[i:i + 4], "label": labels[i:i + 4]} for i in range(0, 6, 4)]
+    names = ["dontcare", "red", "green", "blue"]  # shorter than the class count: class_4 fills in
+    report = evaluate_generator(generator, batches, segmenter=colour_segmenter, num_diversity_samples=0,
+                                seed=5, class_names=names)
+    fake = np.asarray(generate(generator, labels, seed=np.arange(6) + 5)).astype(np.float32) / 127.5 - 1.0
+    pred = colour_segmenter(fake)
+    counted = labels != 0
+    assert report["pixel_accuracy"] == pytest.approx(np.sum((pred == labels) & counted) / np.sum(counted))
+    assert report["pixel_accuracy_real"] == pytest.approx(1.0)
+    by_id = {c["id"]: c for c in report["classes"]}
+    assert sorted(by_id) == [1, 2, 3, 4]  # the don't-care class has no entry
+    for c in (1, 2, 3):
+        gt, pr = (labels == c) & counted, (pred == c) & counted
+        entry = by_id[c]
+        assert entry["name"] == names[c] and entry["absent"] is False
+        assert entry["pixels"] == int(gt.sum()) and entry["predicted_pixels"] == int(pr.sum())
+        assert entry["iou"] == pytest.approx((gt & pr).sum() / (gt | pr).sum())
+        assert entry["accuracy"] == pytest.approx((gt & pr).sum() / gt.sum())
+        assert entry["iou_real"] == pytest.approx(1.0)
+    absent = by_id[4]
+    assert absent["name"] == "class_4" and absent["absent"] is True and absent["pixels"] == 0
+    assert absent["iou"] is None and absent["iou_real"] is None and absent["accuracy"] is None
+    assert absent["predicted_pixels"] == int(((pred == 4) & counted).sum())
+    # the table: present classes worst to best, then the absent one
+    table = format_class_table(report).splitlines()[2:]
+    order = [int(line.split()[0]) for line in table]
+    ious = [by_id[c]["iou"] for c in (1, 2, 3)]
+    assert order[:3] == sorted((1, 2, 3), key=lambda c: (ious[c - 1], c)) and order[3] == 4
+    assert "absent" in table[3]
+    path = write_report(report, tmp_path / "evaluation.json")
+    saved = json.loads(Path(path).read_text())
+    assert saved["classes"] == report["classes"] and saved["pixel_accuracy"] == report["pixel_accuracy"]
+    chart = tmp_path / "evaluation-class_iou.png"
+    from PIL import Image
+
+    with Image.open(chart) as im:
+        assert im.format == "PNG" and im.width >= 300 and im.height >= 200
 
 
 def test_no_metrics_and_max_images(tiny):

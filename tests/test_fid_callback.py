@@ -129,6 +129,19 @@ def test_fid_every_n_steps_best_checkpoint_and_curve(setup, monkeypatch):
     assert png.size == (640, 400) and png.mode == "RGB"
     context.writer.flush()
     assert list(run.tensorboard_dir.glob("events.out.tfevents.*"))
+    # read back with TensorBoard's own reader: scalars (tf.summary.scalar) and the curve image
+    from tensorboard.backend.event_processing import event_accumulator
+
+    events = event_accumulator.EventAccumulator(str(run.tensorboard_dir), size_guidance={"tensors": 0}).Reload()
+    fid_events = events.Tensors("metrics/fid")
+    assert [e.step for e in fid_events] == [2, 4, 6]
+    assert [float(tf.make_ndarray(e.tensor_proto)) for e in fid_events] == pytest.approx(
+        [v for _, v in cb.history], rel=1e-6)
+    assert events.SummaryMetadata("metrics/fid").plugin_data.plugin_name == "scalars"
+    curve = events.Tensors("metrics/fid_curve")[-1]
+    assert events.SummaryMetadata("metrics/fid_curve").plugin_data.plugin_name == "images"
+    width, height, png = tf.make_ndarray(curve.tensor_proto)
+    assert (int(width), int(height)) == (640, 400) and png.startswith(b"\x89PNG")
 
     # a resumed run knows the history and the best value
     cb.fid = real_fid

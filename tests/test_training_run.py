@@ -305,5 +305,13 @@ def test_train_kill_and_resume(tmp_path, data_root):
     assert load_config(run / "config.yaml") == _tiny_config()
     assert glob.glob(str(run / "samples" / "samples-*.png"))
     assert glob.glob(str(run / "tensorboard" / "events.out.tfevents.*"))
+    # TensorBoard's own reader sees the losses of both processes and the sample grids
+    from tensorboard.backend.event_processing import event_accumulator
+
+    events = event_accumulator.EventAccumulator(str(run / "tensorboard"), size_guidance={"tensors": 0}).Reload()
+    assert {e.step for e in events.Tensors("losses/loss_g")} >= set(range(resumed_from + 1, total + 1))
+    assert events.SummaryMetadata("losses/loss_g").plugin_data.plugin_name == "scalars"
+    assert events.SummaryMetadata("samples/label_real_fake_fakeEMA").plugin_data.plugin_name == "images"
+    assert events.Tensors("samples/label_real_fake_fakeEMA")[-1].step == total
     assert (run / "generator.keras").exists()
     assert re.search(r"step +\d+/\d+ .*loss_g .* img/s .*ETA", log)

@@ -49,116 +49,12 @@ def default_data_root():
     return str(REPO / "runs" / "data" / "synthetic")
 
 
-# ---------------------------------------------------------------- drawing with PIL
-_CURVE_COLOURS = {
-    "loss_g": (31, 119, 180),
-    "loss_d": (0, 0, 0),
-    "loss_d_fake": (214, 39, 40),
-    "loss_d_real": (44, 160, 44),
-    "loss_d_labelmix": (148, 103, 189),
-}
-
-
-def _nice_ticks(lo, hi, count=5):
-    import math
-    span = hi - lo
-    if span <= 0:
-        return [lo]
-    raw = span / max(count, 1)
-    mag = 10 ** math.floor(math.log10(raw))
-    step = min((m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw), default=raw)
-    first = math.ceil(lo / step) * step
-    ticks = []
-    t = first
-    while t <= hi + 1e-9 * span:
-        ticks.append(round(t, 10))
-        t += step
-    return ticks
-
-
+# ---------------------------------------------------------------- figures
 def plot_losses(records, path, keys=None, size=(900, 420), reference=None):
-    """Draws loss curves (one polyline per key against "step") with PIL; writes a PNG.
+    """The loss curves of a run (`oasis_tf.training.plots.plot_losses`, matplotlib)."""
+    from oasis_tf.training.plots import plot_losses as draw
 
-    Args:
-        records: list of dicts (the lines of ``metrics.jsonl``).
-        path: output PNG.
-        keys: losses to draw (default: the known loss keys present).
-        size: (width, height) of one panel.
-        reference: optional ``(value, text)`` horizontal dashed line (e.g. ln(C)).
-
-    Two panels are drawn side by side: the discriminator's losses (real, fake,
-    total) and the generator's loss; LabelMix goes with D.
-    """
-    from PIL import Image, ImageDraw
-
-    records = [r for r in records if "step" in r]
-    keys = keys or [k for k in _CURVE_COLOURS if any(k in r for r in records)]
-    panels = [("discriminator", [k for k in keys if k.startswith("loss_d")]),
-              ("generator", [k for k in keys if not k.startswith("loss_d")])]
-    panels = [p for p in panels if p[1]]
-    w, h = size
-    img = Image.new("RGB", (w * max(len(panels), 1), h), "white")
-    draw = ImageDraw.Draw(img)
-    left, right, top, bottom = 60, 15, 30, 40
-    for p, (title, names) in enumerate(panels):
-        x0 = p * w + left
-        x1 = (p + 1) * w - right
-        y0, y1 = top, h - bottom
-        steps = [r["step"] for r in records]
-        values = [r[k] for r in records for k in names if k in r]
-        if not steps or not values:
-            continue
-        smin, smax = min(steps), max(steps)
-        vmin, vmax = min(values + ([reference[0]] if reference else [])), max(values)
-        # robust upper limit: an early spike must not flatten the rest
-        ordered = sorted(values)
-        q = ordered[min(len(ordered) - 1, int(0.97 * len(ordered)))]
-        vmax = min(vmax, max(q * 1.5, vmin + 1e-3))
-        vmin = min(0.0, vmin)
-        if smax == smin:
-            smax = smin + 1
-
-        def sx(s):
-            return x0 + (s - smin) / (smax - smin) * (x1 - x0)
-
-        def sy(v):
-            v = min(max(v, vmin), vmax)
-            return y1 - (v - vmin) / (vmax - vmin) * (y1 - y0)
-
-        draw.rectangle([x0, y0, x1, y1], outline=(0, 0, 0))
-        for t in _nice_ticks(vmin, vmax):
-            y = sy(t)
-            draw.line([x0, y, x1, y], fill=(225, 225, 225))
-            draw.text((p * w + 5, y - 6), f"{t:g}", fill=(0, 0, 0))
-        for t in _nice_ticks(smin, smax):
-            x = sx(t)
-            draw.line([x, y1, x, y1 + 4], fill=(0, 0, 0))
-            draw.text((x - 10, y1 + 6), f"{int(t)}", fill=(0, 0, 0))
-        draw.text(((x0 + x1) // 2 - 10, h - 16), "step", fill=(0, 0, 0))
-        if reference is not None and vmin <= reference[0] <= vmax:
-            y = sy(reference[0])
-            for xs in range(int(x0), int(x1), 12):
-                draw.line([xs, y, min(xs + 6, x1), y], fill=(120, 120, 120))
-            draw.text((x1 - 160, y - 13), reference[1], fill=(90, 90, 90))
-        for k in names:
-            pts = [(sx(r["step"]), sy(r[k])) for r in records if k in r]
-            colour = _CURVE_COLOURS.get(k, (255, 127, 14))
-            if len(pts) > 1:
-                draw.line(pts, fill=colour, width=2)
-            elif pts:
-                draw.ellipse([pts[0][0] - 2, pts[0][1] - 2, pts[0][0] + 2, pts[0][1] + 2],
-                             fill=colour)
-        # legend
-        lx = x0 + 8
-        draw.text((x0, 8), title, fill=(0, 0, 0))
-        for i, k in enumerate(names):
-            colour = _CURVE_COLOURS.get(k, (255, 127, 14))
-            ly = y0 + 8 + 14 * i
-            draw.line([lx, ly + 6, lx + 18, ly + 6], fill=colour, width=3)
-            draw.text((lx + 24, ly), k, fill=(0, 0, 0))
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
-    return Path(path)
+    return draw(records, path, keys=keys, size=size, reference=reference)
 
 
 def sample_grid(generator, label, image, samples_per_label=SAMPLES_PER_LABEL, seed=0,
@@ -245,8 +141,9 @@ def run_demo(out_dir=None, steps=DEFAULT_STEPS, data_root=None, config="syntheti
     import numpy as np
 
     from oasis_tf.config import load_config
-    from oasis_tf.data import load_dataset, synthetic
+    from oasis_tf.data import synthetic
     from oasis_tf.training import train
+    from oasis_tf.training.trainer import make_dataset_fn
     from oasis_tf.training.run_dir import read_metrics
 
     say = print if console else (lambda *a, **k: None)
@@ -258,8 +155,7 @@ def run_demo(out_dir=None, steps=DEFAULT_STEPS, data_root=None, config="syntheti
                          f"data.dataset={cfg.data.dataset!r}")
 
     # 1. data -------------------------------------------------------------
-    opts = {"num_train": 1000, "num_val": 100, "size": max(cfg.model.image_size), "seed": 0}
-    opts.update(synthetic_options or {})
+    opts = synthetic.resolve_options(cfg.model.image_size, synthetic_options)
     t_data = time.time()
     if synthetic.synthetic_dataset_complete(data_root, **opts):
         say(f"demo: synthetic data set already in {data_root}")
@@ -270,15 +166,8 @@ def run_demo(out_dir=None, steps=DEFAULT_STEPS, data_root=None, config="syntheti
     data_seconds = time.time() - t_data
     say(f"demo: data ready in {data_seconds:.1f} s")
 
-    def dataset_fn(split="train", training=True, batch_size=None, input_context=None):
-        return load_dataset(
-            "synthetic", data_root, split=split, image_size=cfg.model.image_size,
-            batch_size=batch_size or cfg.train.batch_size, training=training,
-            num_classes=cfg.model.num_classes, seed=cfg.train.seed,
-            shuffle_buffer=cfg.data.shuffle_buffer,
-            num_parallel_calls=cfg.data.num_parallel_calls,
-            skip_bad_files=cfg.data.skip_bad_files, flip=cfg.data.flip,
-            input_context=input_context, synthetic_options=opts)
+    # the trainer's own dataset function (all data settings of the config, load_size included)
+    dataset_fn = make_dataset_fn(cfg, data_root, synthetic_options=opts)
 
     # 2. training ---------------------------------------------------------
     say(f"demo: training {steps} steps (batch {cfg.train.batch_size}, "

@@ -18,7 +18,9 @@ none, or py:<module>:<attribute> (a custom extractor).
 auto (synthetic for the synthetic data set, else none).
 
 Writes the report (--output, default <run>/evaluation-<split>.json or
-evaluation-<model name>-<split>.json in the current folder) and prints a table. The real split's FID statistics
+evaluation-<model name>-<split>.json in the current folder) with a bar chart of per-class IoU
+beside it (<report>-class_iou.png), and prints the tables (per class: worst to best).
+docs/evaluation.md has the paper's protocol per data set and the command that follows it. The real split's FID statistics
 are cached as .npz (keys mu, sigma, as pytorch-fid) at --real_stats (default
 <data_root>/fid_stats/<dataset>-<split>-<H>x<W>-<extractor>[-n<max_images>].npz).
 """
@@ -55,37 +57,12 @@ flags.DEFINE_integer("ignore_index", 0, "Don't-care class for mIoU (-1: none).")
 flags.mark_flags_as_required(["model"])
 
 
-def _slug(text):
-    return re.sub(r"[^A-Za-z0-9]+", "_", text.split(" ")[0]).strip("_").lower() or "extractor"
-
-
-def _load_segmenter(spec, layout, root, image_size, num_classes):
-    spec = (spec or "none").strip()
-    if spec.lower() == "auto":
-        spec = "synthetic" if layout == "synthetic" else "none"
-    if spec.lower() == "none":
-        return None
-    if spec.lower() == "synthetic":
-        if layout not in ("synthetic", "ade20k"):
-            raise app.UsageError("--segmenter synthetic works with the synthetic data set only")
-        from oasis_tf.metrics.segmenter import get_synthetic_segmenter
-
-        return get_synthetic_segmenter(root, image_size=image_size, steps=FLAGS.segmenter_steps,
-                                       num_classes=num_classes)
-    if spec.endswith(".keras"):
-        import keras
-
-        return keras.saving.load_model(spec, compile=False)
-    if not os.path.isdir(spec):
-        raise FileNotFoundError(f"--segmenter {spec}: no SavedModel folder there")
-    return spec
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     from oasis_tf import data as oasis_data  # imported late: flags parse before TensorFlow starts
     from oasis_tf.metrics import evaluate as ev
+    from oasis_tf.metrics.report import class_chart_path
 
     size = None
     if FLAGS.image_size:
@@ -119,16 +96,20 @@ def main(argv):
     dataset = oasis_data.load_dataset(layout, root, split=FLAGS.split, image_size=image_size,
                                       batch_size=FLAGS.batch_size, training=False, num_classes=num_classes,
                                       synthetic_options=synthetic_opts)
-    segmenter = _load_segmenter(FLAGS.segmenter, layout, root, image_size, num_classes)
+    from oasis_tf.metrics.segmenter import load_segmenter
+
+    try:
+        segmenter = load_segmenter(FLAGS.segmenter, layout, root, image_size, num_classes,
+                                   steps=FLAGS.segmenter_steps)
+    except ValueError as error:
+        raise app.UsageError(f"--segmenter: {error}") from None
 
     real_stats = FLAGS.real_stats
     if real_stats is not None and real_stats.lower() == "none":
         real_stats = None
     elif real_stats is None and extractor is not None:
-        name = f"{layout}-{FLAGS.split}-{image_size[0]}x{image_size[1]}-{_slug(ev.extractor_info(extractor)['fid_extractor'])}"
-        if FLAGS.max_images:
-            name += f"-n{FLAGS.max_images}"
-        real_stats = os.path.join(root, "fid_stats", name + ".npz")
+        real_stats = ev.default_real_stats_path(root, layout, FLAGS.split, image_size, extractor,
+                                                FLAGS.max_images)
 
     class_names = None
     if layout == "synthetic":
@@ -153,7 +134,12 @@ def main(argv):
     title = (f"Evaluation of {info['model']} ({info.get('source')}) on {layout} {FLAGS.split} "
              f"({report['num_images']} images)")
     print(ev.format_report(report, title=title))
+    if report.get("classes"):
+        print(ev.format_class_table(report))
     print(f"report: {output}")
+    chart = class_chart_path(output)
+    if os.path.exists(chart):
+        print(f"per-class IoU chart: {chart}")
 
 
 def run():

@@ -7,12 +7,18 @@ built-in synthetic data set.
 Layouts: "ade20k" | "cityscapes" | "coco_stuff" | "folder" (give num_classes)
 | "synthetic" (generated under `root` on first use, read as ADE20K).
 
+Modules: `layouts` (the table of layouts: reader, class count, TFDS name,
+label mapping), `readers` (file listings), `decoding` (decoding and checking a
+pair of files), `pipeline` (`load_dataset`), `synthetic`.
+
 TFDS: `oasis_tf.data.tfds_builders` holds the builders oasis_ade20k,
 oasis_cityscapes, oasis_coco_stuff and oasis_folder (import it before
 `tfds.load`; build with `python -m oasis_tf.data.build_tfds NAME --manual_dir
 DIR`); `load_dataset("tfds:oasis_ade20k", data_dir, ...)` reads one.
 """
 
+from oasis_tf.data.layouts import LAYOUT_TABLE, DatasetLayout, get_layout
+from oasis_tf.data.decoding import BadFileError
 from oasis_tf.data.readers import (
     LAYOUTS,
     ade20k_pairs,
@@ -45,5 +51,5 @@ __all__ = [
     "list_pairs", "CLASS_NAMES", "SYNTHETIC_NUM_CLASSES", "PALETTE", "colorize_label",
     "generate_scene", "make_example", "render_scene", "write_synthetic_dataset",
     "DEFAULT_NUM_CLASSES", "dataset_num_classes", "decode_pair", "default_synthetic_root",
-    "load_dataset", "load_resized_pair",
+    "load_dataset", "load_resized_pair", "LAYOUT_TABLE", "DatasetLayout", "get_layout", "BadFileError",
 ]

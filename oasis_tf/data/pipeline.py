@@ -7,11 +7,12 @@ reader (`oasis_tf.data.readers`), then builds:
           -> decode + check + resize (parallel) -> [drop bad pairs] -> [crop],
           flip, scale, LabelMix bits (parallel) -> batch -> prefetch
 
-Decoding and checking. Each pair is decoded with PIL inside a
+Decoding and checking (`oasis_tf.data.decoding`). Each pair is decoded with PIL inside a
 `tf.numpy_function` (PIL releases the GIL while decoding, so the parallel map
 runs on several cores). Doing it there lets every error name the file:
 
-* an undecodable image or label -> `ValueError` naming the file (TensorFlow
+* an undecodable image or label, or a label file whose bytes are not a PNG
+  (e.g. a JPEG saved as .png) -> `ValueError` naming the file (TensorFlow
   surfaces it as `tf.errors.InvalidArgumentError` with the same text when the
   dataset is iterated); with `skip_bad_files=True` such pairs are dropped,
   logged, and their paths appended to `dataset.skipped_files`;
@@ -47,39 +48,32 @@ iterates it (not in tf.data service workers).
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 from typing import Tuple
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image
 
 from oasis_tf.data import readers, synthetic
+from oasis_tf.data.decoding import BadFileError, decode_pair, load_resized_pair
+from oasis_tf.data.layouts import LAYOUT_TABLE, LAYOUTS, get_layout, layout_of_tfds_name
 
 __all__ = ["load_dataset", "dataset_num_classes", "DEFAULT_NUM_CLASSES", "default_synthetic_root",
            "decode_pair", "load_resized_pair"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_NUM_CLASSES = {
-    "ade20k": 151,
-    "cityscapes": 35,
-    "coco_stuff": 183,
-    "synthetic": synthetic.NUM_CLASSES,
-}
+DEFAULT_NUM_CLASSES = {name: layout.num_classes for name, layout in LAYOUT_TABLE.items()
+                       if layout.num_classes is not None}
 
-_SYNTHETIC_DEFAULTS = {"num_train": 1000, "num_val": 100, "size": None, "seed": 0}
 
 
 def dataset_num_classes(layout: str) -> int:
     """Class count (with the don't-care class 0) of a layout; "folder" has none."""
     if layout == "folder":
         raise ValueError('The "folder" layout has no default class count: pass num_classes.')
-    if layout not in DEFAULT_NUM_CLASSES:
-        raise ValueError(f"`layout` must be one of {readers.LAYOUTS}. Received: layout={layout!r}")
-    return DEFAULT_NUM_CLASSES[layout]
+    return get_layout(layout).num_classes
 
 
 def default_synthetic_root() -> str:
@@ -88,105 +82,6 @@ def default_synthetic_root() -> str:
     base = os.environ.get("OASIS_TF_DATA") or os.path.join(
         os.path.expanduser("~"), ".cache", "oasis_tf")
     return os.path.join(base, "synthetic")
-
-
-class _BadFile(ValueError):
-    """A file that cannot be decoded (`path` names it)."""
-
-    def __init__(self, message, path):
-        super().__init__(message)
-        self.path = path
-
-
-def _open(src):
-    """A path or (for TFDS records) the file's bytes -> something `Image.open` takes."""
-    if isinstance(src, (bytes, bytearray, memoryview)):
-        return io.BytesIO(bytes(src))
-    return src
-
-
-def _read_image_pil(path, src=None):
-    """The image as a loaded RGB `PIL.Image` (`src`: the bytes, default read `path`)."""
-    try:
-        with Image.open(_open(path if src is None else src)) as im:
-            im.load()
-            return im.convert("RGB") if im.mode != "RGB" else im.copy()
-    except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, ...
-        raise _BadFile(f"cannot decode image file {path}: {type(e).__name__}: {e}",
-                       path) from None
-
-
-def _read_image(path: str, src=None) -> np.ndarray:
-    return np.asarray(_read_image_pil(path, src), dtype=np.uint8)
-
-
-def _read_label(path: str, src=None) -> np.ndarray:
-    try:
-        with Image.open(_open(path if src is None else src)) as im:
-            im.load()
-            mode = im.mode
-            arr = np.asarray(im)
-    except Exception as e:
-        raise _BadFile(f"cannot decode label file {path}: {type(e).__name__}: {e}",
-                       path) from None
-    if arr.ndim == 3 and arr.shape[-1] == 1:
-        arr = arr[..., 0]
-    if arr.ndim != 2:
-        raise ValueError(f"label file {path} must be a single-channel image of class ids "
-                         f"(grey or palette PNG); it has mode {mode} and shape {arr.shape}")
-    return arr.astype(np.int32)
-
-
-def _check_pair(image_shape, label, image_path, label_path, num_classes, coco_mapping):
-    if coco_mapping:  # COCO-Stuff: stored ids 0..181 and 255 (unlabelled)
-        label = np.where(label == 255, 0, label + 1).astype(np.int32)
-    if tuple(image_shape) != label.shape:
-        raise ValueError(f"image and label sizes differ: image {image_path} is "
-                         f"{image_shape[0]}x{image_shape[1]} (HxW), label {label_path} is "
-                         f"{label.shape[0]}x{label.shape[1]}")
-    if label.size:
-        high = int(label.max())
-        if high >= num_classes:
-            raise ValueError(f"label file {label_path} has class id {high} >= num_classes="
-                             f"{num_classes} (ids must be in [0, {num_classes}))")
-    return label
-
-
-def decode_pair(image_path: str, label_path: str, num_classes: int,
-                coco_mapping: bool = False) -> Tuple[np.ndarray, np.ndarray]:
-    """Decodes and checks one pair eagerly: (uint8 [H, W, 3], int32 [H, W]).
-
-    Raises `ValueError` naming the file(s) for an undecodable file, a label
-    value >= num_classes, or image and label of different sizes.
-    """
-    image = _read_image(image_path)
-    label = _read_label(label_path)
-    label = _check_pair(image.shape[:2], label, image_path, label_path, num_classes,
-                        coco_mapping)
-    return image, label
-
-
-def load_resized_pair(image_path, label_path, num_classes, size=None, coco_mapping=False,
-                      image_bytes=None, label_bytes=None):
-    """`decode_pair` followed by the resize to `size` (H, W), both with PIL as the
-    official code: images bicubic (PIL's antialiased BICUBIC), labels nearest
-    neighbour (only values of the source). `image_bytes` / `label_bytes`: the
-    files' contents (TFDS records); the paths then only name them in errors.
-    Returns (uint8 [h, w, 3], int32 [h, w])."""
-    image = _read_image_pil(image_path, image_bytes)
-    label = _read_label(label_path, label_bytes)
-    label = _check_pair((image.height, image.width), label, image_path, label_path,
-                        num_classes, coco_mapping)
-    if size is not None and tuple(size) != label.shape:
-        h, w = int(size[0]), int(size[1])
-        image = image.resize((w, h), Image.BICUBIC)
-        if label.max(initial=0) < 256:
-            label = np.asarray(Image.fromarray(label.astype(np.uint8), "L").resize(
-                (w, h), Image.NEAREST), np.int32)
-        else:
-            label = np.asarray(Image.fromarray(label, "I").resize((w, h), Image.NEAREST),
-                               np.int32)
-    return np.asarray(image, np.uint8), label
 
 
 def _as_size(image_size) -> Tuple[int, int]:
@@ -216,12 +111,14 @@ def _tfds_source(layout, source):
     if source not in ("files", "tfds"):
         raise ValueError(f'`source` must be "files" or "tfds". Received: source={source!r}')
     if isinstance(layout, str) and layout.startswith("tfds:"):
-        from oasis_tf.data import tfds_builders
         name = layout[len("tfds:"):]
-        return tfds_builders.layout_of(name), name
+        return layout_of_tfds_name(name).name, name
     if source == "tfds":
-        from oasis_tf.data import tfds_builders
-        return layout, tfds_builders.builder_name(layout)
+        name = get_layout(layout).tfds_name
+        if name is None:
+            builders = ", ".join(f"{k} -> {v.tfds_name}" for k, v in LAYOUT_TABLE.items() if v.tfds_name)
+            raise ValueError(f"no TFDS builder for layout {layout!r}; builders: {builders}")
+        return layout, name
     return layout, None
 
 
@@ -273,8 +170,8 @@ def load_dataset(layout, root=None, split="train", image_size=(256, 256), batch_
         when training and labelmix).
     """
     layout, tfds_name = _tfds_source(layout, source)
-    if layout not in readers.LAYOUTS:
-        raise ValueError(f"`layout` must be one of {readers.LAYOUTS}. Received: layout={layout!r}")
+    if layout not in LAYOUTS:
+        raise ValueError(f"`layout` must be one of {LAYOUTS}. Received: layout={layout!r}")
     size = _as_size(image_size)
     resize_to = _resize_target(size, load_size)
     crop = resize_to != size
@@ -289,7 +186,7 @@ def load_dataset(layout, root=None, split="train", image_size=(256, 256), batch_
         num_parallel_calls = tf.data.AUTOTUNE
     if drop_remainder is None:
         drop_remainder = bool(training)
-    coco = layout == "coco_stuff"
+    coco = get_layout(layout).label_mapping == "coco_stuff"
     skipped = []
 
     if tfds_name is not None:
@@ -301,14 +198,7 @@ def load_dataset(layout, root=None, split="train", image_size=(256, 256), batch_
             batch_size = input_context.get_per_replica_batch_size(batch_size)
     else:
         if layout == "synthetic":
-            opts = dict(_SYNTHETIC_DEFAULTS)
-            opts.update(synthetic_options or {})
-            unknown = set(opts) - set(_SYNTHETIC_DEFAULTS)
-            if unknown:
-                raise ValueError(f"unknown synthetic_options {sorted(unknown)}; "
-                                 f"known: {sorted(_SYNTHETIC_DEFAULTS)}")
-            if opts["size"] is None:
-                opts["size"] = max(size)
+            opts = synthetic.resolve_options(size, synthetic_options)
             root = default_synthetic_root() if root is None else root
             synthetic.write_synthetic_dataset(root, **opts)
         elif root is None:
@@ -335,7 +225,7 @@ def load_dataset(layout, root=None, split="train", image_size=(256, 256), batch_
             return load_resized_pair(ip, lp, num_classes, resize_to, coco,
                                      image_bytes=image_bytes or None,
                                      label_bytes=label_bytes or None)
-        except _BadFile as e:
+        except BadFileError as e:
             if not skip_bad_files:
                 raise ValueError(str(e)) from None
             log.warning("skipping bad file (%d so far): %s", len(skipped) + 1, e)

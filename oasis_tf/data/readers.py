@@ -21,6 +21,8 @@ from __future__ import annotations
 import os
 from typing import Dict, List, Sequence, Tuple
 
+from oasis_tf.data.layouts import LAYOUTS, get_layout
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "LABEL_EXTENSIONS",
@@ -34,7 +36,6 @@ __all__ = [
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 LABEL_EXTENSIONS = (".png",)
-LAYOUTS = ("ade20k", "cityscapes", "coco_stuff", "folder", "synthetic")
 _MAX_LISTED = 5
 
 Pairs = List[Tuple[str, str]]
@@ -150,17 +151,7 @@ def cityscapes_pairs(root, split="train") -> Pairs:
                  image_dir, label_dir)
 
 
-_READERS = {
-    "ade20k": ade20k_pairs,
-    "synthetic": ade20k_pairs,
-    "cityscapes": cityscapes_pairs,
-    "coco_stuff": coco_stuff_pairs,
-    "folder": folder_pairs,
-}
-
-
 def list_pairs(layout, root, split="train") -> Pairs:
-    """The (image, label) pairs of `split` for any layout in `LAYOUTS`."""
-    if layout not in _READERS:
-        raise ValueError(f"`layout` must be one of {LAYOUTS}. Received: layout={layout!r}")
-    return _READERS[layout](root, split)
+    """The (image, label) pairs of `split` for any layout in `LAYOUTS` (its reader is
+    named in `oasis_tf.data.layouts`)."""
+    return globals()[get_layout(layout).reader](root, split)

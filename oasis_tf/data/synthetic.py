@@ -440,6 +440,29 @@ def make_example(seed=0, index=0, split=0, size=64) -> Tuple[np.ndarray, np.ndar
 # Writing the data set.
 
 
+# The one set of defaults of the synthetic data set (the demo's and the training pipeline's);
+# `size` None: the largest side of the image size it is read at.
+DEFAULT_OPTIONS = {"num_train": 1000, "num_val": 100, "size": None, "seed": 0}
+
+
+def resolve_options(image_size=(64, 64), options=None) -> dict:
+    """`DEFAULT_OPTIONS` updated with ``options`` (`write_synthetic_dataset` arguments),
+    ``size`` defaulting to ``max(image_size)``; unknown keys raise ValueError.
+
+    Args:
+        image_size: (H, W) the data set is read at.
+        options: a dict of num_train, num_val, size, seed (any subset) or None.
+    """
+    opts = dict(DEFAULT_OPTIONS)
+    opts.update(options or {})
+    unknown = set(opts) - set(DEFAULT_OPTIONS)
+    if unknown:
+        raise ValueError(f"unknown synthetic_options {sorted(unknown)}; known: {sorted(DEFAULT_OPTIONS)}")
+    if opts["size"] is None:
+        opts["size"] = max(int(s) for s in image_size)
+    return opts
+
+
 def _params(num_train, num_val, size, seed):
     return {"format": "oasis_tf.synthetic", "version": _FORMAT_VERSION,
             "num_train": int(num_train), "num_val": int(num_val), "size": int(size),
@@ -450,7 +473,8 @@ def _file_name(index):
     return f"synthetic_{index:06d}"
 
 
-def synthetic_dataset_complete(root, num_train=400, num_val=50, size=64, seed=0) -> bool:
+def synthetic_dataset_complete(root, num_train=DEFAULT_OPTIONS["num_train"], num_val=DEFAULT_OPTIONS["num_val"],
+                               size=64, seed=DEFAULT_OPTIONS["seed"]) -> bool:
     """Whether `root` holds a complete synthetic data set with these parameters."""
     marker = os.path.join(root, MARKER_FILE)
     try:
@@ -471,7 +495,8 @@ def synthetic_dataset_complete(root, num_train=400, num_val=50, size=64, seed=0)
     return True
 
 
-def write_synthetic_dataset(root, num_train=400, num_val=50, size=64, seed=0) -> str:
+def write_synthetic_dataset(root, num_train=DEFAULT_OPTIONS["num_train"], num_val=DEFAULT_OPTIONS["num_val"],
+                            size=64, seed=DEFAULT_OPTIONS["seed"]) -> str:
     """Writes the synthetic data set under `root` in the ADE20K layout.
 
     `images/{training,validation}/synthetic_NNNNNN.png` (RGB) and

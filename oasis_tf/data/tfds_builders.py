@@ -51,6 +51,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from oasis_tf.data import readers
+from oasis_tf.data.decoding import decode_pair
+from oasis_tf.data.layouts import LAYOUT_TABLE, get_layout, layout_of_tfds_name
 
 __all__ = ["OasisAde20k", "OasisCityscapes", "OasisCocoStuff", "OasisFolder", "BUILDERS",
            "builder_name"]
@@ -65,12 +67,13 @@ _CITATION = """@inproceedings{schonfeld2021you,
 
 class _OasisBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """Shared implementation: pairs from `oasis_tf.data.readers`, checked with
-    `oasis_tf.data.pipeline.decode_pair`."""
+    `oasis_tf.data.decoding.decode_pair`; class count and label mapping from the
+    layout table (`oasis_tf.data.layouts`)."""
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "First version (oasis_tf)."}
     LAYOUT = ""
-    NUM_CLASSES = None
+    NUM_CLASSES = None  # each builder's: set from the layout table below
     MANUAL_DOWNLOAD_INSTRUCTIONS = ""
 
     @tfds.core.utils.classproperty
@@ -112,10 +115,8 @@ class _OasisBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     def _generate_examples(self, root, pairs):
         from PIL import Image
 
-        from oasis_tf.data.pipeline import decode_pair
-
         num_classes = self.NUM_CLASSES or 65536
-        coco = self.LAYOUT == "coco_stuff"
+        coco = get_layout(self.LAYOUT).label_mapping == "coco_stuff"
         for image_path, label_path in pairs:
             _, label = decode_pair(image_path, label_path, num_classes, coco_mapping=coco)
             if coco:  # store the ids as in the file; the pipeline maps them
@@ -134,7 +135,6 @@ class OasisAde20k(_OasisBuilder):
     """ADE20K (ADEChallengeData2016) for OASIS, from manual_dir."""
 
     LAYOUT = "ade20k"
-    NUM_CLASSES = 151
     MANUAL_DOWNLOAD_INSTRUCTIONS = (
         "Download ADEChallengeData2016.zip (http://sceneparsing.csail.mit.edu), unzip it and "
         "pass the ADEChallengeData2016 folder (with images/ and annotations/) as manual_dir.")
@@ -144,7 +144,6 @@ class OasisCityscapes(_OasisBuilder):
     """Cityscapes (leftImg8bit + gtFine labelIds) for OASIS, from manual_dir."""
 
     LAYOUT = "cityscapes"
-    NUM_CLASSES = 35
     MANUAL_DOWNLOAD_INSTRUCTIONS = (
         "Download leftImg8bit_trainvaltest.zip and gtFine_trainvaltest.zip from "
         "https://www.cityscapes-dataset.com (registration needed), unzip both into one folder "
@@ -155,7 +154,6 @@ class OasisCocoStuff(_OasisBuilder):
     """COCO-Stuff (train_img/train_label/val_img/val_label) for OASIS, from manual_dir."""
 
     LAYOUT = "coco_stuff"
-    NUM_CLASSES = 183
     MANUAL_DOWNLOAD_INSTRUCTIONS = (
         "Prepare COCO-Stuff in the SPADE layout (train_img/, train_label/, val_img/, "
         "val_label/ with stuffthingmaps PNGs) and pass that folder as manual_dir.")
@@ -165,14 +163,15 @@ class OasisFolder(_OasisBuilder):
     """A custom data set: `<split>/images/*` with `<split>/labels/*.png`."""
 
     LAYOUT = "folder"
-    NUM_CLASSES = None
     MANUAL_DOWNLOAD_INSTRUCTIONS = (
         "Pass a folder with train/images, train/labels (and optionally val/...) as "
         "manual_dir.")
 
 
-BUILDERS = {"ade20k": "oasis_ade20k", "cityscapes": "oasis_cityscapes",
-            "coco_stuff": "oasis_coco_stuff", "folder": "oasis_folder"}
+BUILDERS = {name: layout.tfds_name for name, layout in LAYOUT_TABLE.items() if layout.tfds_name}
+for _builder in (OasisAde20k, OasisCityscapes, OasisCocoStuff, OasisFolder):
+    _builder.NUM_CLASSES = get_layout(_builder.LAYOUT).num_classes  # from the layout table
+del _builder
 _LAYOUT_OF = {v: k for k, v in BUILDERS.items()}
 
 
@@ -186,10 +185,7 @@ def builder_name(layout):
 
 def layout_of(name):
     """The layout of a builder name ("oasis_ade20k" -> "ade20k")."""
-    if name not in _LAYOUT_OF:
-        raise ValueError(f"unknown oasis TFDS data set {name!r}; known: "
-                         f"{', '.join(sorted(_LAYOUT_OF))}")
-    return _LAYOUT_OF[name]
+    return layout_of_tfds_name(name).name
 
 
 def build(name, manual_dir, data_dir=None):

@@ -1,5 +1,11 @@
 """Evaluation metrics: FID, mIoU and MS-SSIM diversity.
 
+Modules: `fid` (the distance and the statistics files), `extractors` (the FID
+feature networks and their specs), `miou`, `diversity`, `generation` (the
+generation loop every evaluation shares), `evaluate` (a generator on a split),
+`report` (tables, JSON, per-class chart), `segmenter` (the synthetic segmenter
+and segmenter specs).
+
     fid = oasis_tf.metrics.fid_from_features(real_features, fake_features)
     miou, per_class = oasis_tf.metrics.mean_iou(pred_ids, true_ids, num_classes, ignore_index=0)
     div = oasis_tf.metrics.ms_ssim_diversity(images_a, images_b)
@@ -11,19 +17,22 @@ FID numbers are comparable with papers only with `StandardFIDInceptionExtractor`
 labelled ``comparable_with_papers=False``.
 """
 
-from oasis_tf.metrics.fid import (
+from oasis_tf.metrics.extractors import (
     InceptionFeatureExtractor,
     KerasInceptionV3Extractor,
     StandardFIDInceptionExtractor,
+    find_keras_inception_weights,
+    preprocess_keras_inception,
+)
+from oasis_tf.metrics.fid import (
     StatisticsAccumulator,
     compute_fid,
     compute_statistics,
     feature_statistics,
     fid_from_features,
-    find_keras_inception_weights,
     frechet_distance,
     load_statistics,
-    preprocess_keras_inception,
+    load_statistics_for,
     save_statistics,
 )
 from oasis_tf.metrics.miou import (
@@ -31,6 +40,7 @@ from oasis_tf.metrics.miou import (
     confusion_matrix,
     iou_from_confusion,
     mean_iou,
+    pixel_accuracy,
     segment_with,
 )
 from oasis_tf.metrics.diversity import ms_ssim_diversity, ms_ssim_scales
@@ -38,21 +48,22 @@ from oasis_tf.metrics.evaluate import (
     GeneratorFID,
     evaluate_generator,
     evaluate_synthetic,
+    default_real_stats_path,
     extractor_info,
-    format_report,
     load_generator,
     make_extractor,
-    write_report,
 )
-from oasis_tf.metrics.segmenter import SyntheticSegmenter, get_synthetic_segmenter
+from oasis_tf.metrics.report import class_report, format_class_table, format_report, plot_class_iou, write_report
+from oasis_tf.metrics.segmenter import SyntheticSegmenter, get_synthetic_segmenter, load_segmenter
 
 __all__ = [
     "frechet_distance", "fid_from_features", "feature_statistics", "save_statistics",
-    "load_statistics", "StatisticsAccumulator", "compute_statistics", "compute_fid",
+    "load_statistics", "load_statistics_for", "StatisticsAccumulator", "compute_statistics", "compute_fid",
     "InceptionFeatureExtractor", "KerasInceptionV3Extractor", "StandardFIDInceptionExtractor",
     "find_keras_inception_weights", "preprocess_keras_inception",
-    "mean_iou", "confusion_matrix", "iou_from_confusion", "MeanIoUAccumulator", "segment_with",
+    "mean_iou", "confusion_matrix", "iou_from_confusion", "pixel_accuracy", "MeanIoUAccumulator", "segment_with",
     "ms_ssim_diversity", "ms_ssim_scales",
     "evaluate_generator", "evaluate_synthetic", "GeneratorFID", "make_extractor", "extractor_info", "format_report",
-    "write_report", "load_generator", "get_synthetic_segmenter", "SyntheticSegmenter",
+    "write_report", "format_class_table", "class_report", "plot_class_iou", "default_real_stats_path",
+    "load_generator", "get_synthetic_segmenter", "SyntheticSegmenter", "load_segmenter",
 ]

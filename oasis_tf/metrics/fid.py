@@ -6,18 +6,15 @@ singular (the square root is not finite) ``eps * I`` is added to both
 covariances, with a warning; small imaginary parts from numerical error are
 dropped, and a large one (> 1e-3 on the diagonal) raises ``ValueError``.
 
-Features come from one of two extractors:
-
-* `StandardFIDInceptionExtractor` — the 2015-12-05 Inception graph used by
-  TTUR, TF-GAN and (ported) pytorch-fid, loaded from a local
-  ``classify_image_graph_def.pb``. Numbers are **comparable with papers**.
-* `KerasInceptionV3Extractor` — ``keras.applications.InceptionV3`` ImageNet
-  weights. Its features differ from the FID network's, so its numbers are
-  **not comparable with published FID**; every result says so
-  (``comparable_with_papers=False``).
+Features come from the extractors of `oasis_tf.metrics.extractors`
+(re-exported here): only `StandardFIDInceptionExtractor` gives numbers
+comparable with papers.
 
 Statistics are stored as ``.npz`` with keys ``mu`` and ``sigma`` — the keys
-pytorch-fid reads and writes, so statistics can be exchanged both ways.
+pytorch-fid reads and writes, so statistics can be exchanged both ways. The
+same files are the cache of a real split's statistics (`save_statistics` with
+the extractor's name and other metadata; `load_statistics_for` refuses a file
+made with another extractor).
 """
 
 from __future__ import annotations
@@ -27,12 +24,26 @@ import warnings
 import numpy as np
 import scipy.linalg
 
+from oasis_tf.metrics.extractors import (  # noqa: F401 - re-exported (their historical home)
+    KERAS_INCEPTION_WEIGHTS_FILE,
+    KERAS_INCEPTION_WEIGHTS_URL,
+    STANDARD_INCEPTION_URL,
+    InceptionFeatureExtractor,
+    KerasInceptionV3Extractor,
+    StandardFIDInceptionExtractor,
+    extractor_info,
+    find_keras_inception_weights,
+    preprocess_keras_inception,
+    to_unit_range,
+)
+
 __all__ = [
     "frechet_distance",
     "feature_statistics",
     "fid_from_features",
     "save_statistics",
     "load_statistics",
+    "load_statistics_for",
     "StatisticsAccumulator",
     "InceptionFeatureExtractor",
     "KerasInceptionV3Extractor",
@@ -44,13 +55,6 @@ __all__ = [
     "KERAS_INCEPTION_WEIGHTS_URL",
     "STANDARD_INCEPTION_URL",
 ]
-
-KERAS_INCEPTION_WEIGHTS_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
-KERAS_INCEPTION_WEIGHTS_URL = (
-    "https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/"
-    + KERAS_INCEPTION_WEIGHTS_FILE
-)
-STANDARD_INCEPTION_URL = "http://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz"
 
 
 # --------------------------------------------------------------------------
@@ -177,12 +181,13 @@ class StatisticsAccumulator:
 # .npz statistics (pytorch-fid compatible)
 # --------------------------------------------------------------------------
 
-def save_statistics(path, mu, sigma, extractor=None) -> str:
-    """Writes ``mu`` and ``sigma`` (float64) to ``path`` (.npz, pytorch-fid keys).
+def save_statistics(path, mu, sigma, extractor=None, **metadata) -> str:
+    """Writes ``mu`` and ``sigma`` (float64) to ``path`` (.npz, pytorch-fid keys), atomically.
 
     When ``extractor`` is given its name and ``comparable_with_papers`` flag are
-    stored as extra keys (pytorch-fid ignores them). Returns the path written
-    (``np.savez`` appends ``.npz`` when missing).
+    stored as extra keys (pytorch-fid ignores them), as are the scalar ``metadata``
+    (e.g. ``num_images``; None values are skipped). Returns the path written
+    (``.npz`` is appended when missing).
     """
     mu = np.atleast_1d(np.asarray(mu, dtype=np.float64))
     sigma = np.atleast_2d(np.asarray(sigma, dtype=np.float64))
@@ -191,14 +196,17 @@ def save_statistics(path, mu, sigma, extractor=None) -> str:
     path = os.fspath(path)
     if not path.endswith(".npz"):
         path += ".npz"
-    extra = {}
+    extra = {k: np.asarray(v) for k, v in metadata.items() if v is not None}
     if extractor is not None:
-        extra["extractor"] = np.asarray(str(getattr(extractor, "name", extractor)))
-        extra["comparable_with_papers"] = np.asarray(bool(getattr(extractor, "comparable_with_papers", False)))
+        info = extractor_info(extractor)
+        extra["extractor"] = np.asarray(info["fid_extractor"])
+        extra["comparable_with_papers"] = np.asarray(info["comparable_with_papers"])
     parent = os.path.dirname(path)
     if parent:
         os.makedirs(parent, exist_ok=True)
-    np.savez(path, mu=mu, sigma=sigma, **extra)
+    tmp = f"{path}.tmp-{os.getpid()}.npz"
+    np.savez(tmp, mu=mu, sigma=sigma, **extra)
+    os.replace(tmp, path)
     return path
 
 
@@ -238,221 +246,19 @@ def load_statistics(path, with_metadata: bool = False):
     return mu, sigma
 
 
-# --------------------------------------------------------------------------
-# Feature extractors
-# --------------------------------------------------------------------------
+def load_statistics_for(path, extractor):
+    """`load_statistics` ``(mu, sigma, metadata)`` of a cache made with ``extractor``.
 
-def to_unit_range(images):
-    """Images as float32 in [-1, 1]: uint8 input is read as 0..255, floats are taken as already in [-1, 1]."""
-    import tensorflow as tf
-
-    images = tf.convert_to_tensor(images)
-    if images.dtype == tf.uint8:
-        return tf.cast(images, tf.float32) / 127.5 - 1.0
-    return tf.cast(images, tf.float32)
-
-
-def _check_images(images):
-    if images.shape.rank != 4 or images.shape[-1] != 3:
-        raise ValueError(f"images must be [B, H, W, 3], got shape {images.shape}")
-
-
-class InceptionFeatureExtractor:
-    """Base class: ``extractor(images) -> np.ndarray [B, 2048]`` (float64).
-
-    ``images``: [B, H, W, 3], float in [-1, 1] (the generator's range) or uint8 0..255.
-    Attributes: ``name``, ``comparable_with_papers``, ``feature_dim``.
+    Raises ValueError naming the file when it was computed with another
+    extractor (statistics of different networks cannot be compared).
     """
-
-    name = "inception"
-    comparable_with_papers = False
-    feature_dim = 2048
-
-    def __call__(self, images) -> np.ndarray:
-        raise NotImplementedError
-
-    def describe(self) -> dict:
-        return {"extractor": self.name, "comparable_with_papers": bool(self.comparable_with_papers)}
-
-
-def _keras_cache_dirs() -> list[str]:
-    """Where Keras' ``get_file`` keeps downloaded weights (``<KERAS_HOME or ~/.keras>/models``, or /tmp/.keras)."""
-    homes = []
-    if os.environ.get("KERAS_HOME"):
-        homes.append(os.environ["KERAS_HOME"])
-    homes.append(os.path.join(os.path.expanduser("~"), ".keras"))
-    homes.append(os.path.join("/tmp", ".keras"))
-    seen, out = set(), []
-    for h in homes:
-        d = os.path.join(h, "models")
-        if d not in seen:
-            seen.add(d)
-            out.append(d)
-    return out
-
-
-def find_keras_inception_weights() -> str:
-    """Path of the cached Keras InceptionV3 no-top weights; FileNotFoundError (saying where it looked) otherwise."""
-    looked = []
-    for d in _keras_cache_dirs():
-        candidate = os.path.join(d, KERAS_INCEPTION_WEIGHTS_FILE)
-        looked.append(candidate)
-        if os.path.isfile(candidate):
-            return candidate
-    raise FileNotFoundError(
-        "Keras InceptionV3 ImageNet weights are not available offline. Looked for:\n  "
-        + "\n  ".join(looked)
-        + f"\nDownload {KERAS_INCEPTION_WEIGHTS_URL} into one of those folders "
-        "(or run keras.applications.InceptionV3(include_top=False, weights='imagenet') once on a "
-        "machine with network access), or pass weights_path=<the .h5 file>."
-    )
-
-
-def preprocess_keras_inception(images):
-    """[-1, 1] float (or uint8) [B, H, W, 3] -> float32 [B, 299, 299, 3] in [-1, 1], bilinear resize.
-
-    ``keras.applications.inception_v3.preprocess_input`` maps 0..255 to [-1, 1],
-    so the generator's [-1, 1] output is already the range InceptionV3 expects.
-    """
-    import tensorflow as tf
-
-    x = to_unit_range(images)
-    _check_images(x)
-    if tuple(x.shape[1:3]) != (299, 299):
-        x = tf.image.resize(x, (299, 299), method="bilinear", antialias=False)
-    return tf.clip_by_value(x, -1.0, 1.0)
-
-
-class KerasInceptionV3Extractor(InceptionFeatureExtractor):
-    """``keras.applications.InceptionV3(include_top=False, pooling="avg")`` features (2048-d).
-
-    NOT comparable with published FID (different weights and graph from the
-    FID Inception network): ``comparable_with_papers = False``.
-
-    ``weights_path``: a local ``.h5`` of the no-top ImageNet weights. When None,
-    the file Keras caches for ``weights="imagenet"`` is used if present
-    (see `find_keras_inception_weights`); nothing is downloaded.
-    """
-
-    name = "keras_inception_v3 (not comparable with published FID)"
-    comparable_with_papers = False
-
-    def __init__(self, weights_path=None):
-        import keras
-
-        if weights_path is None:
-            weights_path = find_keras_inception_weights()
-        elif not os.path.isfile(weights_path):
-            raise FileNotFoundError(f"InceptionV3 weights file not found: {weights_path}")
-        self.weights_path = os.fspath(weights_path)
-        self.model = keras.applications.InceptionV3(
-            include_top=False, pooling="avg", weights=self.weights_path, input_shape=(299, 299, 3)
-        )
-
-    def __call__(self, images) -> np.ndarray:
-        x = preprocess_keras_inception(images)
-        feats = self.model(x, training=False)
-        return np.asarray(feats, dtype=np.float64).reshape(-1, self.feature_dim)
-
-
-class StandardFIDInceptionExtractor(InceptionFeatureExtractor):
-    """The standard FID network: the 2015-12-05 Inception frozen graph (TTUR / TF-GAN).
-
-    ``path``: ``classify_image_graph_def.pb`` from
-    http://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz
-    (or that ``.tgz`` itself / the folder it was extracted to). pytorch-fid's
-    ``pt_inception-2015-12-05-*.pth`` is a PyTorch state dict, not a GraphDef,
-    and is not read here.
-
-    Plumbing (as TTUR's ``fid.py``): images are fed to ``ExpandDims:0`` as
-    float32 in 0..255 at any size; the graph itself then resizes them to
-    299x299 (its own ``ResizeBilinear``, TF1 semantics), computes
-    ``(x - 128) / 128`` (``Sub`` / ``Mul``) and the 2048-d ``pool_3:0`` is read.
-    The graph is re-imported with ``ExpandDims:0`` mapped to a placeholder of
-    unknown batch size, so batches of any size run (TTUR patches static shapes
-    for the same reason). Generator output in [-1, 1] is mapped with
-    ``(x + 1) * 127.5``; uint8 images are used as they are.
-    ``comparable_with_papers = True``.
-    """
-
-    name = "fid_inception_2015-12-05 (standard, comparable with papers)"
-    comparable_with_papers = True
-    input_tensor = "ExpandDims:0"
-    output_tensor = "pool_3:0"
-
-    def __init__(self, path):
-        import tensorflow as tf
-
-        self.path = self._resolve(os.fspath(path))
-        graph_def = self._read_graph_def(self.path)
-        names = {node.name for node in graph_def.node}
-        for tensor in (self.input_tensor, self.output_tensor):
-            if tensor.split(":")[0] not in names:
-                raise ValueError(
-                    f"{self.path} has no node '{tensor.split(':')[0]}': not the 2015-12-05 FID Inception graph "
-                    f"(expected input {self.input_tensor} and output {self.output_tensor})"
-                )
-
-        input_name, output_name = self.input_tensor, self.output_tensor
-
-        def _imported(images):
-            (pool3,) = tf.compat.v1.import_graph_def(
-                graph_def, input_map={input_name: images}, return_elements=[output_name], name="FID_Inception_Net"
-            )
-            return pool3
-
-        self._fn = tf.compat.v1.wrap_function(_imported, [tf.TensorSpec([None, None, None, 3], tf.float32)])
-
-    @staticmethod
-    def _resolve(path: str) -> str:
-        if os.path.isdir(path):
-            candidate = os.path.join(path, "classify_image_graph_def.pb")
-            if not os.path.isfile(candidate):
-                raise FileNotFoundError(
-                    f"no classify_image_graph_def.pb in {path}; download and extract {STANDARD_INCEPTION_URL}"
-                )
-            return candidate
-        if not os.path.isfile(path):
-            raise FileNotFoundError(
-                f"FID Inception graph not found: {path}. Download {STANDARD_INCEPTION_URL} and pass the "
-                "extracted classify_image_graph_def.pb (or the .tgz)"
-            )
-        return path
-
-    @staticmethod
-    def _read_graph_def(path: str):
-        import tarfile
-
-        import tensorflow as tf
-
-        if tarfile.is_tarfile(path):
-            with tarfile.open(path) as tar:
-                member = next((m for m in tar.getmembers() if m.name.endswith("classify_image_graph_def.pb")), None)
-                if member is None:
-                    raise ValueError(f"{path} holds no classify_image_graph_def.pb")
-                data = tar.extractfile(member).read()
-        else:
-            with open(path, "rb") as fh:
-                data = fh.read()
-        graph_def = tf.compat.v1.GraphDef()
-        try:
-            graph_def.ParseFromString(data)
-        except Exception as exc:
-            raise ValueError(f"{path} is not a TensorFlow GraphDef: {exc}") from exc
-        return graph_def
-
-    @staticmethod
-    def preprocess(images):
-        """[-1, 1] float (or uint8) [B, H, W, 3] -> float32 0..255, the range ``ExpandDims:0`` takes."""
-        import tensorflow as tf
-
-        x = to_unit_range(images)
-        _check_images(x)
-        return tf.clip_by_value((x + 1.0) * 127.5, 0.0, 255.0)
-
-    def __call__(self, images) -> np.ndarray:
-        pool3 = self._fn(self.preprocess(images))
-        return np.asarray(pool3, dtype=np.float64).reshape(-1, self.feature_dim)
+    mu, sigma, meta = load_statistics(path, with_metadata=True)
+    stored = meta.get("extractor")
+    name = extractor_info(extractor)["fid_extractor"]
+    if stored is not None and str(stored) != name:
+        raise ValueError(f"{os.fspath(path)} was computed with '{stored}', not '{name}'; statistics from "
+                         "different extractors cannot be compared (delete it or pass another real_stats_path)")
+    return mu, sigma, meta
 
 
 # --------------------------------------------------------------------------
@@ -508,13 +314,7 @@ def compute_fid(extractor, real_images, fake_images, batch_size: int = 50, real_
     ``extractor``, ``comparable_with_papers``.
     """
     if real_statistics is not None and os.path.exists(os.fspath(real_statistics)):
-        mu_r, sigma_r, meta = load_statistics(real_statistics, with_metadata=True)
-        stored = meta.get("extractor")
-        if stored is not None and stored != extractor.name:
-            raise ValueError(
-                f"{real_statistics} was computed with '{stored}', not '{extractor.name}'; "
-                "statistics from different extractors cannot be compared"
-            )
+        mu_r, sigma_r, _ = load_statistics_for(real_statistics, extractor)
     else:
         mu_r, sigma_r = compute_statistics(extractor, real_images, batch_size)
         if real_statistics is not None:

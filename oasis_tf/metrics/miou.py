@@ -28,6 +28,7 @@ __all__ = [
     "iou_from_confusion",
     "mean_iou",
     "MeanIoUAccumulator",
+    "pixel_accuracy",
     "segment_with",
 ]
 
@@ -80,6 +81,14 @@ def mean_iou(pred_ids, true_ids, num_classes: int, ignore_index=0) -> tuple[floa
     ``miou`` is NaN when no class is present at all.
     """
     return iou_from_confusion(confusion_matrix(pred_ids, true_ids, num_classes, ignore_index), ignore_index)
+
+
+def pixel_accuracy(cm) -> float:
+    """Share of the counted pixels (don't-care already left out of ``cm``) whose class was predicted
+    right: ``trace(cm) / cm.sum()``; NaN when no pixel was counted."""
+    cm = np.asarray(cm, dtype=np.float64)
+    total = cm.sum()
+    return float(np.trace(cm) / total) if total > 0 else float("nan")
 
 
 class MeanIoUAccumulator:

@@ -28,7 +28,7 @@ import numpy as np
 from oasis_tf.metrics.miou import MeanIoUAccumulator
 
 __all__ = ["build_segmenter", "train_segmenter", "evaluate_segmenter", "get_synthetic_segmenter",
-           "SyntheticSegmenter", "load_split_arrays", "SEGMENTER_VERSION"]
+           "SyntheticSegmenter", "load_split_arrays", "load_segmenter", "SEGMENTER_VERSION"]
 
 SEGMENTER_VERSION = 1
 
@@ -298,3 +298,38 @@ def get_synthetic_segmenter(data_root, image_size=(64, 64), cache_dir=None, step
     except OSError as exc:
         log(f"synthetic segmenter: could not cache it in {folder}: {exc}")
     return seg
+
+
+def load_segmenter(spec, layout, data_root, image_size, num_classes, steps=500):
+    """The mIoU segmenter a text spec names (the ``--segmenter`` of the tools), or None.
+
+    Args:
+        spec: a SavedModel folder (returned as its path, loaded by `segment_with`),
+            a ``.keras`` model file, "synthetic" (the cached tiny U-Net of the
+            synthetic data set, `get_synthetic_segmenter`), "none", or "auto"
+            (synthetic for the synthetic layout, else none).
+        layout: the data set layout ("synthetic", "ade20k", ...).
+        data_root: the data set folder (where the synthetic segmenter is cached).
+        image_size: (H, W) of the images to segment.
+        num_classes: class count incl. don't-care.
+        steps: training steps of the synthetic segmenter.
+    """
+    text = (spec or "none").strip()
+    if text.lower() == "auto":
+        text = "synthetic" if layout == "synthetic" else "none"
+    if text.lower() == "none":
+        return None
+    if text.lower() == "synthetic":
+        if layout not in ("synthetic", "ade20k"):
+            raise ValueError(f"segmenter 'synthetic' works with the synthetic data set only, not {layout!r}")
+        return get_synthetic_segmenter(data_root, image_size=image_size, steps=steps, num_classes=num_classes)
+    if text.endswith(".keras"):
+        import keras
+
+        if not os.path.isfile(text):
+            raise FileNotFoundError(f"segmenter {text}: no such .keras file")
+        return keras.saving.load_model(text, compile=False)
+    if not os.path.isdir(text):
+        raise FileNotFoundError(f"segmenter {text}: no SavedModel folder there (expected a SavedModel "
+                                "folder, a .keras file, synthetic, auto or none)")
+    return text

@@ -28,7 +28,6 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
-from tensorflow.core.framework import summary_pb2
 
 __all__ = ["RunContext", "PerStepMetrics", "NaNGuard", "ProgressLogger", "SampleGrid",
            "Checkpointer", "colorize", "make_grid", "make_palette"]
@@ -36,27 +35,14 @@ __all__ = ["RunContext", "PerStepMetrics", "NaNGuard", "ProgressLogger", "Sample
 LOSS_KEYS = ("loss_g", "loss_d", "loss_d_fake", "loss_d_real", "loss_d_labelmix")
 
 
-def _metadata(plugin, data_class):
-    meta = summary_pb2.SummaryMetadata()
-    meta.plugin_data.plugin_name = plugin
-    meta.data_class = data_class
-    return meta.SerializeToString()
-
-
 def summary_scalar(tag, value, step):
-    """A TensorBoard scalar through the core ``tf.summary.write`` op (the
-    ``tf.summary.scalar`` wrapper needs the tensorboard package)."""
-    tf.summary.write(tag, tf.constant(float(value), tf.float32), step=step,
-                     metadata=_metadata("scalars", summary_pb2.DATA_CLASS_SCALAR))
+    """A TensorBoard scalar (``tf.summary.scalar``) in the default writer."""
+    tf.summary.scalar(tag, float(value), step=step)
 
 
 def summary_png(tag, image, step):
-    """A TensorBoard image (uint8 [H, W, 3]) in the image plugin's format
-    (width, height, PNG bytes), written through ``tf.summary.write``."""
-    h, w = image.shape[:2]
-    tensor = tf.stack([tf.constant(str(w)), tf.constant(str(h)), tf.io.encode_png(image)])
-    tf.summary.write(tag, tensor, step=step,
-                     metadata=_metadata("images", summary_pb2.DATA_CLASS_BLOB_SEQUENCE))
+    """A TensorBoard image (uint8 [H, W, 3], ``tf.summary.image``) in the default writer."""
+    tf.summary.image(tag, np.asarray(image, np.uint8)[None], step=step)
 
 
 def global_step(model):

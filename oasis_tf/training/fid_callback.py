@@ -18,7 +18,7 @@ step was measured):
    the curve image ``metrics/fid_curve`` to TensorBoard;
 4. when it is the lowest FID so far, the training state is saved through the
    ``CheckpointManager`` with ``metric=fid``, which updates ``checkpoints/best``;
-5. ``<run>/fid.png`` (FID over steps, drawn with PIL) is redrawn.
+5. ``<run>/fid.png`` (FID over steps, `oasis_tf.training.plots.plot_fid_curve`) is redrawn.
 
 A resumed run reads the earlier FID records from ``metrics.jsonl`` (the trainer
 drops those after the checkpoint's step) and the best value from
@@ -27,107 +27,17 @@ drops those after the checkpoint's step) and the best value from
 
 import logging
 import math
-import os
 import time
 
 import keras
-import numpy as np
 
 from oasis_tf.training.callbacks import global_step, summary_png, summary_scalar
+from oasis_tf.training.plots import plot_fid_curve
 
 __all__ = ["FIDCallback", "plot_fid_curve", "FID_PLOT_NAME", "FID_REAL_STATS_NAME"]
 
 FID_PLOT_NAME = "fid.png"
 FID_REAL_STATS_NAME = "fid_real_stats.npz"
-
-
-def _nice_ticks(lo, hi, count=5):
-    if not math.isfinite(lo) or not math.isfinite(hi):
-        return []
-    if hi <= lo:
-        hi = lo + 1.0
-    raw = (hi - lo) / max(count, 1)
-    mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
-    start = math.ceil(lo / step) * step
-    ticks = []
-    v = start
-    while v <= hi + 1e-9 * step:
-        ticks.append(v)
-        v += step
-    return ticks
-
-
-def _label(v):
-    if v == 0:
-        return "0"
-    if abs(v) >= 1e5 or abs(v) < 1e-2:
-        return f"{v:.1e}"
-    if float(v).is_integer():
-        return str(int(v))
-    return f"{v:.3g}"
-
-
-def plot_fid_curve(steps, values, path=None, size=(640, 400), title="FID (lower is better)", best=None):
-    """FID over steps as an RGB uint8 image [H, W, 3] (PIL drawing), written to ``path`` as
-    PNG when given. ``best``: (step, value) marked in red (default: the minimum)."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    width, height = size
-    img = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(img)
-    font = ImageFont.load_default()
-    left, right, top, bottom = 64, 20, 30, 44
-    pw, ph = width - left - right, height - top - bottom
-    draw.text((left, 8), title, fill="black", font=font)
-    pts = [(int(s), float(v)) for s, v in zip(steps, values) if v is not None and math.isfinite(float(v))]
-    draw.rectangle([left, top, left + pw, top + ph], outline="black")
-    if pts:
-        xs = [p[0] for p in pts]
-        ys = [p[1] for p in pts]
-        x0, x1 = min(xs), max(xs)
-        y0, y1 = min(ys), max(ys)
-        if x1 == x0:
-            x0, x1 = x0 - 1, x1 + 1
-        pad = (y1 - y0) * 0.08 or max(abs(y0) * 0.1, 1.0)
-        y0, y1 = y0 - pad, y1 + pad
-
-        def px(s, v):
-            return (left + (s - x0) / (x1 - x0) * pw, top + ph - (v - y0) / (y1 - y0) * ph)
-
-        for t in _nice_ticks(y0, y1):
-            _, y = px(x0, t)
-            draw.line([left, y, left + pw, y], fill=(225, 225, 225))
-            draw.line([left - 4, y, left, y], fill="black")
-            draw.text((4, y - 6), _label(t), fill="black", font=font)
-        for t in _nice_ticks(x0, x1):
-            if t < x0 or t > x1:
-                continue
-            x, _ = px(t, y0)
-            draw.line([x, top + ph, x, top + ph + 4], fill="black")
-            draw.text((x - 3 * len(_label(t)), top + ph + 6), _label(t), fill="black", font=font)
-        draw.text((left + pw // 2 - 12, height - 16), "step", fill="black", font=font)
-        line = [px(s, v) for s, v in pts]
-        if len(line) > 1:
-            draw.line(line, fill=(31, 119, 180), width=2)
-        for x, y in line:
-            draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=(31, 119, 180))
-        if best is None:
-            best = min(pts, key=lambda p: p[1])
-        if best is not None and best[1] is not None:
-            bx, by = px(best[0], best[1])
-            draw.ellipse([bx - 5, by - 5, bx + 5, by + 5], outline=(214, 39, 40), width=2)
-            text = f"best {best[1]:.3f} @ {best[0]}"
-            draw.text((left + pw - 7 * len(text), 8), text, fill=(214, 39, 40), font=font)
-    else:
-        draw.text((left + 10, top + 10), "no FID yet", fill="black", font=font)
-    arr = np.asarray(img, dtype=np.uint8)
-    if path is not None:
-        path = os.fspath(path)
-        tmp = f"{path}.tmp-{os.getpid()}.png"
-        img.save(tmp)
-        os.replace(tmp, path)
-    return arr
 
 
 class FIDCallback(keras.callbacks.Callback):
@@ -153,7 +63,8 @@ class FIDCallback(keras.callbacks.Callback):
     def __init__(self, context, extractor, dataset, every=5000, manager=None, max_images=None,
                  batch_size=16, seed=0, real_stats_path=None, at_end=True, plot_path=None):
         super().__init__()
-        from oasis_tf.metrics.evaluate import GeneratorFID, extractor_info, make_extractor
+        from oasis_tf.metrics.evaluate import GeneratorFID
+        from oasis_tf.metrics.extractors import extractor_info, make_extractor
 
         self.context = context
         self.extractor = make_extractor(extractor)

@@ -121,10 +121,11 @@ def build_model(config, strategy=None):
     return model
 
 
-def make_dataset_fn(config, data_root=None):
+def make_dataset_fn(config, data_root=None, synthetic_options=None):
     """``fn(split="train", training=True, batch_size=None, input_context=None)`` ->
     a ``tf.data.Dataset`` from ``oasis_tf.data.load_dataset`` with the config's
-    settings (``data_root`` overrides ``config.data.root``)."""
+    settings (``data_root`` overrides ``config.data.root``; ``synthetic_options``:
+    the synthetic data set's parameters, see ``load_dataset``)."""
     from oasis_tf import data as oasis_data  # imported late: optional dependency (PIL)
 
     d, m, t = config.data, config.model, config.train
@@ -136,7 +137,8 @@ def make_dataset_fn(config, data_root=None):
             batch_size=batch_size or t.batch_size, training=training,
             num_classes=m.num_classes, seed=t.seed, shuffle_buffer=d.shuffle_buffer,
             num_parallel_calls=d.num_parallel_calls, skip_bad_files=d.skip_bad_files,
-            flip=d.flip, input_context=input_context, load_size=d.load_size)
+            flip=d.flip, input_context=input_context, load_size=d.load_size,
+            synthetic_options=synthetic_options)
 
     return fn
 
