@@ -44,6 +44,7 @@ import warnings
 
 import numpy as np
 
+from oasis_tf.images import to_float as _to_float_images
 from oasis_tf.loading import load_generator  # the shared loader, public here too
 from oasis_tf.metrics.diversity import ms_ssim_diversity, ms_ssim_scales, MS_SSIM_POWER_FACTORS
 from oasis_tf.metrics.fid import (
@@ -209,13 +210,6 @@ def _generation_fn(generator):
         return generate(generator, label, seed=seeds)
 
     return fn
-
-
-def _to_float_images(images) -> np.ndarray:
-    arr = np.asarray(images)
-    if arr.dtype == np.uint8:
-        return arr.astype(np.float32) / 127.5 - 1.0
-    return arr.astype(np.float32)
 
 
 def _batch_arrays(batch):
