@@ -342,6 +342,9 @@ def run_demo(out_dir=None, steps=DEFAULT_STEPS, data_root=None, config="syntheti
         for q, path in (tflite_paths or {}).items():
             say(f"  TFLite {q:<9} {path}")
         say("")
+        say("Paint label maps in the browser (OASIS Studio, docs/studio.md):")
+        say("  make studio")
+        say("")
         say("Serve it with TF Serving and query it:")
         say(f'  docker run --rm -p 8501:8501 -v "{base}:/models/oasis" -e MODEL_NAME=oasis '
             "tensorflow/serving")
