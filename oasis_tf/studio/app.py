@@ -48,6 +48,11 @@ def _legend(model):
     return f'<div style="font-size:13px;line-height:1.6">{items}</div>'
 
 
+def _short(text):
+    """``text`` with the current folder's path left out (paths on the page stay short)."""
+    return str(text).replace(os.getcwd() + os.sep, "")
+
+
 def _message(exc):
     text = str(exc) or type(exc).__name__
     return text if isinstance(exc, (ValueError, FileNotFoundError)) else \
@@ -200,7 +205,7 @@ def build_app(model, workdir=None, title="OASIS Studio"):
 
     # ------------------------------------------------------------------ page
     with gr.Blocks(title=title, analytics_enabled=False) as app:
-        gr.Markdown(f"## {title}\nModel: `{model.source}` &middot; {h}x{w} &middot; "
+        gr.Markdown(f"## {title}\nModel: `{_short(model.source)}` &middot; {h}x{w} &middot; "
                     f"{model.num_classes} classes &middot; z_dim {model.z_dim}. Paint with "
                     f"the brush (its colours are the classes), then **Generate**.")
         with gr.Row():
