@@ -126,6 +126,11 @@ def test_api_generate_equals_serving_default(studio, tmp_path):
     Image.fromarray(label.astype(np.uint8)).save(ids)
     colour = tmp_path / "colour.png"
     Image.fromarray(images.colorize(label, model.palette)).save(colour)
+    from oasis_tf.export import read_export_metadata
+
+    meta = read_export_metadata(export_dir)
+    assert meta["dataset"] == "synthetic" and meta["class_names"][6] == "water"
+    assert meta["palette"][6] == [30, 60, 200] and model.class_names == meta["class_names"]
     want = _serving_default(export_dir, label, 7)
     client = Client(url, verbose=False)
     for path in (ids, colour):
@@ -238,4 +243,6 @@ def test_browser_paint_and_generate(studio, tmp_path):
     view = before.shape[0] // model.image_size[0]
     diff = np.abs(after - before).sum(-1)[::view, ::view]
     inside, outside = diff[stroke].mean(), diff[~stroke].mean()
+    print(f"browser test: mean |after - before| inside the stroke {inside:.1f}, outside "
+          f"{outside:.1f} (sum over RGB, uint8)")
     assert inside > outside, (inside, outside)
