@@ -10,7 +10,7 @@ PY  := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 TORCH_STAMP := $(VENV)/.torch-installed
 
-.PHONY: all venv install test demo clean
+.PHONY: all venv install test demo studio clean
 
 all: test
 
@@ -20,11 +20,11 @@ venv: $(VENV)/bin/python
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
-# Editable install with the test extra; reruns only when setup.py changes.
+# Editable install with the test and studio extras; reruns only when setup.py changes.
 # torch is optional (only to read official .pth checkpoints); the pinned CPU build
 # lies on this machine's disk. Set TORCH=0 to skip it.
 $(INSTALLED): setup.py pyproject.toml | $(VENV)/bin/python
-	$(PIP) install -e ".[test]"
+	$(PIP) install -e ".[test,studio]"
 	touch $@
 
 $(TORCH_STAMP): | $(INSTALLED)
@@ -44,6 +44,14 @@ test: install
 DEMO_STEPS ?=
 demo: $(INSTALLED)
 	$(PY) tools/demo.py $(if $(DEMO_STEPS),--steps $(DEMO_STEPS))
+
+# OASIS Studio on the newest runs/demo-NNNN (or MODEL=run folder / generator.keras /
+# export version folder); prints the URL. HOST and PORT as for tools/studio.py.
+MODEL ?=
+HOST  ?= 127.0.0.1
+PORT  ?= 7860
+studio: $(INSTALLED)
+	$(PY) tools/studio.py $(if $(MODEL),--model $(MODEL)) --host $(HOST) --port $(PORT)
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache

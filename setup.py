@@ -44,8 +44,12 @@ setup(
         "litert": ["ai-edge-litert>=1.0,<3"],
         # REST/gRPC client of tools/serving_client.py; pins tensorflow like ours.
         "serving": ["tensorflow-serving-api>=2.16,<2.22"],
-        # The tests run the TFLite files in the LiteRT interpreter when it is there.
-        "test": ["pytest>=8,<10", "ai-edge-litert>=1.0,<3"],
+        # OASIS Studio (tools/studio.py): the Gradio page and its Python client.
+        "studio": ["gradio>=6.0,<7", "gradio_client>=2.0,<3"],
+        # The tests run the TFLite files in the LiteRT interpreter when it is there;
+        # the studio's browser test drives Debian's chromium with Playwright (no
+        # browser download: .ci/run installs chromium with apt-get).
+        "test": ["pytest>=8,<10", "ai-edge-litert>=1.0,<3", "playwright>=1.40,<2"],
     },
     classifiers=[
         "License :: OSI Approved :: Apache Software License",

@@ -24,10 +24,13 @@ import numpy as np
 from PIL import Image
 
 from oasis_tf import inference
+from oasis_tf.images import (class_names_for, colorize, list_label_pngs, make_grid, palette_for,
+                             read_label_image, read_label_png)
 
-__all__ = ["load_generator", "read_label_png", "list_label_pngs", "dataset_label_maps",
+__all__ = ["load_generator", "read_label_png", "read_label_image", "list_label_pngs",
+           "dataset_label_maps",
            "sample_images", "resample_noise", "resample_images", "interpolate_images", "make_grid",
-           "colorize", "palette_for", "write_generation"]
+           "colorize", "palette_for", "class_names_for", "write_generation"]
 
 
 # ------------------------------------------------------------------ loading
@@ -39,58 +42,6 @@ def load_generator(path, image_size=None, z_dim=None, num_classes=None):
 
     return loading.load_generator(path, image_size=image_size, z_dim=z_dim,
                                   num_classes=num_classes)[0]
-
-
-def palette_for(generator, palette=None):
-    """uint8 [num_classes, 3]: ``palette`` or the export's default palette."""
-    from oasis_tf.export.saved_model import _check_palette  # noqa: PLC2701 - shared check
-
-    return _check_palette(palette, int(generator.num_classes))
-
-
-def colorize(label, palette):
-    """Class ids [..., H, W] -> uint8 [..., H, W, 3]."""
-    from oasis_tf.data.synthetic import colorize_label
-
-    return colorize_label(label, palette)
-
-
-def read_label_png(path, num_classes, image_size=None, resize=False):
-    """A single-channel PNG of class ids -> int32 [H, W].
-
-    Raises ``ValueError`` for colour PNGs, ids >= ``num_classes`` or (without
-    ``resize``) a size other than ``image_size``; ``resize`` uses nearest neighbour.
-    """
-    with Image.open(path) as im:
-        im.load()
-        if im.mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L"):
-            raise ValueError(f"label {path} must be a single-channel PNG of class ids "
-                             f"(grey or palette); it has mode {im.mode}")
-        if image_size is not None and im.size != (int(image_size[1]), int(image_size[0])):
-            if not resize:
-                raise ValueError(f"label {path} is {im.size[1]}x{im.size[0]}; the generator "
-                                 f"makes {image_size[0]}x{image_size[1]} images (pass "
-                                 f"--resize_labels to resize it, nearest neighbour)")
-            im = im.resize((int(image_size[1]), int(image_size[0])), Image.NEAREST)
-        label = np.asarray(im).astype(np.int32)
-    if label.max() >= num_classes or label.min() < 0:
-        raise ValueError(f"label {path} has class id {label.max()}; the generator has "
-                         f"{num_classes} classes (0..{num_classes - 1})")
-    return label
-
-
-def list_label_pngs(path):
-    """``[path]`` for a file, else the sorted ``*.png`` files of the folder."""
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        files = sorted(os.path.join(path, n) for n in os.listdir(path)
-                       if n.lower().endswith(".png"))
-        if not files:
-            raise FileNotFoundError(f"no .png label maps in {path}")
-        return files
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"label map {path} does not exist")
-    return [path]
 
 
 def dataset_label_maps(layout, root, image_size, split="val", num_classes=None,
@@ -170,19 +121,6 @@ def interpolate_images(generator, label, seed_a, seed_b, steps, mode="slerp", ba
     return _batched(run, len(noise), batch_size)
 
 
-def make_grid(rows, pad=2, fill=255):
-    """uint8 grid image from rows of equally sized uint8 [H, W, 3] images."""
-    rows = [list(r) for r in rows if len(r)]
-    h, w = rows[0][0].shape[:2]
-    cols = max(len(r) for r in rows)
-    grid = np.full((len(rows) * (h + pad) + pad, cols * (w + pad) + pad, 3), fill, np.uint8)
-    for i, row in enumerate(rows):
-        for j, image in enumerate(row):
-            y, x = pad + i * (h + pad), pad + j * (w + pad)
-            grid[y:y + h, x:x + w] = image
-    return grid
-
-
 def _save(path, image):
     Image.fromarray(np.asarray(image, np.uint8)).save(path)
     return path
@@ -207,11 +145,13 @@ def write_generation(generator, label_maps, output_dir, seeds=(0,), resample_cla
         The manifest dict written to ``generation.json``.
     """
     os.makedirs(output_dir, exist_ok=True)
-    palette = palette_for(generator, palette)
+    palette = palette_for(generator, palette=palette)
     seeds = [int(s) for s in seeds]
     mode = ("interpolate" if interpolate is not None
             else "resample" if resample_classes else "sample")
     manifest = {"mode": mode, "seeds": seeds, "num_classes": int(generator.num_classes),
+                "dataset": getattr(generator, "dataset", None),
+                "class_names": class_names_for(generator),
                 "image_size": list(generator.image_size), "items": []}
     if mode == "resample":
         manifest.update(resample_classes=[int(c) for c in resample_classes],

@@ -46,7 +46,8 @@ def _from_run(run, ckpt, info):
     from oasis_tf.config import load_config
     from oasis_tf.models.factory import generator_from_config
 
-    generator = generator_from_config(load_config(str(run / "config.yaml")).model)
+    config = load_config(str(run / "config.yaml"))
+    generator = generator_from_config(config.model, dataset=config.data.dataset)
     for name in ("ema_generator.weights.h5", "generator.weights.h5"):
         if (ckpt / name).exists():
             try:

@@ -64,44 +64,20 @@ def sample_grid(generator, label, image, samples_per_label=SAMPLES_PER_LABEL, se
     import numpy as np
     import tensorflow as tf
 
-    from oasis_tf.data import synthetic
-    from oasis_tf.training.callbacks import colorize
+    from oasis_tf.images import colorize, make_grid, palette_for, to_uint8
 
     label = np.asarray(label, np.int32)
     n = len(label)
-    palette = synthetic.PALETTE if palette is None else palette
+    palette = palette_for(generator, palette=palette)
     rng = np.random.default_rng(seed)
-    columns = [colorize(label, palette), _to_uint8(image)]
+    columns = [colorize(label, palette), to_uint8(image)]
     for _ in range(samples_per_label):
         noise = rng.standard_normal((n, generator.z_dim)).astype(np.float32)
         fake = generator({"label": tf.constant(label), "noise": tf.constant(noise)},
                          training=False)
-        columns.append(_to_uint8(fake))
-    pad = 2
-    h, w = label.shape[1:3]
-    cols = len(columns)
-    grid = np.full((n * (h + pad) + pad, cols * (w + pad) + pad + pad * 2, 3), 255, np.uint8)
-    for r in range(n):
-        for c, col in enumerate(columns):
-            x = pad + c * (w + pad) + (pad * 2 if c >= 2 else 0)  # gap before the fakes
-            y = pad + r * (h + pad)
-            grid[y:y + h, x:x + w] = col[r]
-    return grid
-
-
-def _to_uint8(x):
-    import numpy as np
-    x = np.asarray(x, np.float32)
-    return np.clip(np.round((x + 1.0) * 127.5), 0, 255).astype(np.uint8)
-
-
-def _upscale(grid, factor):
-    import numpy as np
-    if factor <= 1:
-        return grid
-    return np.repeat(np.repeat(grid, factor, axis=0), factor, axis=1)
-
-
+        columns.append(to_uint8(fake))
+    # one row per label map, a gap before the fakes
+    return make_grid([[col[r] for col in columns] for r in range(n)], gap_after=1)
 
 
 # ---------------------------------------------------------------- the demo
@@ -142,6 +118,7 @@ def run_demo(out_dir=None, steps=DEFAULT_STEPS, data_root=None, config="syntheti
 
     from oasis_tf.config import load_config
     from oasis_tf.data import synthetic
+    from oasis_tf.images import upscale
     from oasis_tf.training import train
     from oasis_tf.training.trainer import make_dataset_fn
     from oasis_tf.training.run_dir import read_metrics
@@ -190,7 +167,7 @@ def run_demo(out_dir=None, steps=DEFAULT_STEPS, data_root=None, config="syntheti
     from PIL import Image
     samples_path = run_dir / "demo_samples.png"
     factor = max(1, 256 // max(cfg.model.image_size))  # small images: enlarge for viewing
-    Image.fromarray(_upscale(grid, min(factor, 4))).save(samples_path)
+    Image.fromarray(upscale(grid, min(factor, 4))).save(samples_path)
 
     records = read_metrics(run_dir / "metrics.jsonl")
     curves_path = run_dir / "loss_curves.png"
@@ -253,6 +230,9 @@ def run_demo(out_dir=None, steps=DEFAULT_STEPS, data_root=None, config="syntheti
         say(f"  SavedModel       {export_dir}")
         for q, path in (tflite_paths or {}).items():
             say(f"  TFLite {q:<9} {path}")
+        say("")
+        say("Paint label maps in the browser (OASIS Studio, docs/studio.md):")
+        say("  make studio")
         say("")
         say("Serve it with TF Serving and query it:")
         say(f'  docker run --rm -p 8501:8501 -v "{base}:/models/oasis" -e MODEL_NAME=oasis '

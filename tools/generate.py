@@ -13,7 +13,10 @@
     python tools/generate.py --generator g.keras --labels scene.png --interpolate 1,2 \
         --steps 8 --output_dir out/
 
-Label PNGs are single-channel class-id maps. Outputs: the images, the colourised
+Label PNGs are single-channel class-id maps or RGB images painted in the model's
+palette (its dataset's colours, ``oasis_tf.palettes``): each pixel takes the class of
+the nearest palette colour, and colours far from every palette entry are refused
+(``oasis_tf.images.read_label_image``). Outputs: the images, the colourised
 label maps beside them (``<name>_label.png``), a grid per label map, ``grid.png``
 and ``generation.json`` (see ``oasis_tf.generate.write_generation``). Every image
 comes from ``oasis_tf.inference.generate``, as in the SavedModel: seed ``s`` gives
@@ -31,7 +34,8 @@ flags.DEFINE_string("generator", None, "A .keras file, an official .pth/.pt/.npz
 flags.DEFINE_list("image_size", None, "H,W (or one size) of an official checkpoint.")
 flags.DEFINE_integer("z_dim", None, "Noise channels of an official checkpoint (default 64).")
 flags.DEFINE_integer("num_classes", None, "Classes of an official checkpoint / folder dataset.")
-flags.DEFINE_string("labels", None, "A label PNG or a folder of label PNGs.")
+flags.DEFINE_string("labels", None, "A label PNG or a folder of label PNGs: class ids "
+                    "(single channel) or colour-coded in the model's palette (RGB).")
 flags.DEFINE_string("dataset", None, "Dataset layout instead of --labels: ade20k, cityscapes, "
                     "coco_stuff, folder or synthetic.")
 flags.DEFINE_string("data_root", None, "Dataset folder for --dataset.")
@@ -83,8 +87,11 @@ def main(argv):
         raise app.UsageError(f"--resample_classes {bad} out of range 0..{num_classes - 1}")
     if FLAGS.labels is not None:
         files = gen.list_label_pngs(FLAGS.labels)[:FLAGS.max_images]
+        palette = gen.palette_for(generator)
+        names = gen.class_names_for(generator)
         label_maps = [(os.path.splitext(os.path.basename(f))[0],
-                       gen.read_label_png(f, num_classes, size, FLAGS.resize_labels))
+                       gen.read_label_image(f, num_classes, size, FLAGS.resize_labels,
+                                            palette=palette, class_names=names))
                       for f in files]
     else:
         label_maps = gen.dataset_label_maps(FLAGS.dataset, FLAGS.data_root, size,

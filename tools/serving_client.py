@@ -18,8 +18,8 @@ input) and the PNG is read from ``image_png_bytes``, which TF Serving returns as
 ``{"b64": ...}`` because its name ends in ``_bytes``. Every label map of a request
 must have the model's size. Files written: ``<name>_s<seed>.png`` per label map.
 
-REST needs only the standard library (and numpy + Pillow); TensorFlow is not
-imported unless ``--protocol grpc``.
+REST requests are plain JSON over ``urllib``; gRPC needs ``tensorflow-serving-api``.
+Label PNGs are read with ``oasis_tf.images`` (importing the package loads TensorFlow).
 """
 
 import base64
@@ -29,10 +29,17 @@ import os
 import sys
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 from absl import app, flags
 from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # running from a checkout without an install
+    sys.path.insert(0, str(REPO))
+
+from oasis_tf.images import encode_label_png, list_label_pngs, read_label_png  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("host", "localhost", "TF Serving host.")
@@ -55,32 +62,11 @@ SIGNATURES = ("serving_default", "generate_png")
 
 
 # ------------------------------------------------------------------- inputs
-def list_pngs(path):
-    if os.path.isdir(path):
-        files = sorted(os.path.join(path, n) for n in os.listdir(path)
-                       if n.lower().endswith(".png"))
-        if not files:
-            raise FileNotFoundError(f"no .png label maps in {path}")
-        return files
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"label map {path} does not exist")
-    return [path]
-
-
 def read_label(path):
-    """(PNG bytes, int32 [H, W] class ids) of a single-channel label PNG."""
-    with open(path, "rb") as f:
-        data = f.read()
-    with Image.open(io.BytesIO(data)) as im:
-        if im.mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L"):
-            raise ValueError(f"{path} must be a single-channel PNG of class ids; it has "
-                             f"mode {im.mode}")
-        ids = np.asarray(im).astype(np.int32)
-    if im.mode == "P":  # send the palette indices, not the colours
-        buf = io.BytesIO()
-        Image.fromarray(ids.astype(np.uint8 if ids.max() < 256 else np.uint16)).save(buf, "PNG")
-        data = buf.getvalue()
-    return data, ids
+    """(PNG bytes, int32 [H, W] class ids) of a single-channel label PNG (palette
+    PNGs are sent as their indices, not their colours)."""
+    ids = read_label_png(path)
+    return encode_label_png(ids), ids
 
 
 # --------------------------------------------------------------------- REST
@@ -213,7 +199,7 @@ def main(argv):
     port = FLAGS.port or (8501 if FLAGS.protocol == "rest" else 8500)
     seeds = [int(s) for s in FLAGS.seeds]
     examples, names = [], []
-    for path in list_pngs(FLAGS.labels):
+    for path in list_label_pngs(FLAGS.labels):
         png, ids = read_label(path)
         stem = os.path.splitext(os.path.basename(path))[0]
         for seed in seeds:

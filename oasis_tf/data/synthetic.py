@@ -25,6 +25,9 @@ from typing import List, Tuple
 import numpy as np
 from PIL import Image
 
+from oasis_tf.images import colorize
+from oasis_tf.palettes import SYNTHETIC
+
 __all__ = [
     "CLASS_NAMES",
     "NUM_CLASSES",
@@ -38,42 +41,13 @@ __all__ = [
     "MARKER_FILE",
 ]
 
-CLASS_NAMES = (
-    "dont_care",  # 0: ignored by the losses (thin borders, specks)
-    "sky",
-    "cloud",
-    "mountain",
-    "grass",
-    "sand",
-    "water",
-    "building",
-    "roof",
-    "tree",
-    "trunk",
-    "rock",
-)
+# The names and label-map colours (not the colours of the rendered images) live in
+# oasis_tf.palettes with the other datasets'.
+CLASS_NAMES = tuple(name for name, _ in SYNTHETIC)
 NUM_CLASSES = len(CLASS_NAMES)
 (DONT_CARE, SKY, CLOUD, MOUNTAIN, GRASS, SAND, WATER, BUILDING, ROOF, TREE, TRUNK,
  ROCK) = range(NUM_CLASSES)
-
-# Colours for colourising label maps (not the colours of the rendered images).
-PALETTE = np.array(
-    [
-        [0, 0, 0],  # dont_care
-        [70, 130, 180],  # sky
-        [220, 220, 230],  # cloud
-        [120, 90, 140],  # mountain
-        [60, 170, 60],  # grass
-        [230, 200, 120],  # sand
-        [30, 60, 200],  # water
-        [180, 60, 60],  # building
-        [250, 120, 30],  # roof
-        [20, 90, 20],  # tree
-        [110, 70, 30],  # trunk
-        [150, 150, 150],  # rock
-    ],
-    dtype=np.uint8,
-)
+PALETTE = np.array([colour for _, colour in SYNTHETIC], dtype=np.uint8)
 
 MARKER_FILE = "oasis_synthetic.json"
 _FORMAT_VERSION = 1
@@ -82,9 +56,7 @@ _SPLITS = (("training", 0), ("validation", 1))
 
 def colorize_label(label, palette=PALETTE) -> np.ndarray:
     """Colours an int label map [..., H, W] with `palette`; uint8 [..., H, W, 3]."""
-    label = np.asarray(label)
-    palette = np.asarray(palette, dtype=np.uint8)
-    return palette[np.clip(label, 0, len(palette) - 1)]
+    return colorize(label, palette)
 
 
 # ---------------------------------------------------------------------------

@@ -55,10 +55,9 @@ import os
 import shutil
 import tempfile
 
-import numpy as np
 import tensorflow as tf
 
-from oasis_tf import inference
+from oasis_tf import images, inference
 
 __all__ = ["export_saved_model", "read_export_metadata", "default_palette",
            "METADATA_FILE", "SIGNATURES", "GENERATOR_VARIABLES"]
@@ -69,40 +68,10 @@ FORMAT_VERSION = 1
 SIGNATURES = ("serving_default", "generate_with_noise", "generate_png", "segment")
 
 
-def default_palette(num_classes, seed=0):
-    """A deterministic palette, uint8 [num_classes, 3]; class 0 (don't care) black."""
-    try:  # the synthetic dataset's colours when they fit
-        from oasis_tf.data import synthetic
-        if len(synthetic.PALETTE) == num_classes:
-            return np.asarray(synthetic.PALETTE, np.uint8)
-    except Exception:  # noqa: BLE001 - any failure falls back to the random palette
-        pass
-    palette = np.random.RandomState(seed).randint(40, 256, size=(num_classes, 3))
-    palette = palette.astype(np.uint8)
-    palette[0] = 0
-    return palette
-
-
-def _check_palette(palette, num_classes):
-    if palette is None:
-        return default_palette(num_classes)
-    arr = np.asarray(palette)
-    if arr.shape != (num_classes, 3):
-        raise ValueError(f"palette must be [num_classes={num_classes}, 3] RGB; got shape "
-                         f"{arr.shape}")
-    if arr.min() < 0 or arr.max() > 255:
-        raise ValueError("palette values must be in 0..255")
-    return arr.astype(np.uint8)
-
-
-def _check_class_names(class_names, num_classes):
-    if class_names is None:
-        return [f"class_{i}" for i in range(num_classes)]
-    names = [str(n) for n in class_names]
-    if len(names) != num_classes:
-        raise ValueError(f"class_names must have num_classes={num_classes} entries; got "
-                         f"{len(names)}")
-    return names
+def default_palette(num_classes, dataset=None):
+    """The colours of a dataset's label maps, uint8 [num_classes, 3]
+    (``oasis_tf.images.palette_for``)."""
+    return images.palette_for(num_classes, dataset)
 
 
 def _spec(name, dtype):
@@ -173,6 +142,7 @@ def _metadata(generator, discriminator, model_name, version, palette, class_name
         "oasis_tf_version": __version__, "model_name": model_name, "version": int(version),
         "num_classes": int(generator.num_classes), "image_size": [h, w],
         "height": h, "width": w, "z_dim": z, "use_3d_noise": bool(generator.use_3d_noise),
+        "dataset": getattr(generator, "dataset", None),
         "class_names": class_names, "palette": palette.tolist(),
         "noise_from_seed": "row i = tf.random.stateless_normal([z_dim], seed=[seed[i], 0]),"
                            " constant over the image",
@@ -197,8 +167,10 @@ def export_saved_model(generator, base_dir, model_name="oasis", version=1,
         model_name: folder (and TF Serving model name) under ``base_dir``.
         version: positive integer version folder.
         discriminator: optional ``OASISDiscriminator``; adds the ``segment`` signature.
-        palette: uint8 [num_classes, 3] colours for label maps (default: a fixed one).
-        class_names: ``num_classes`` names (default ``class_0``, ...).
+        palette: uint8 [num_classes, 3] colours for label maps (default: those of
+            the generator's ``dataset``, ``oasis_tf.palettes``).
+        class_names: ``num_classes`` names (default: the generator's dataset's, else
+            ``class_0``, ...).
         overwrite: replace an existing version folder.
         verbose: let ExportArchive print the endpoints.
 
@@ -217,8 +189,8 @@ def export_saved_model(generator, base_dir, model_name="oasis", version=1,
         raise ValueError(f"model_name must be a plain folder name; got {model_name!r}")
     num_classes = int(generator.num_classes)
     size = tuple(int(s) for s in generator.image_size)
-    palette = _check_palette(palette, num_classes)
-    class_names = _check_class_names(class_names, num_classes)
+    palette = images.palette_for(generator, palette=palette)
+    class_names = images.class_names_for(generator, class_names=class_names)
     if discriminator is not None and int(discriminator.num_classes) != num_classes:
         raise ValueError(f"discriminator has {discriminator.num_classes} classes but the "
                          f"generator {num_classes}")

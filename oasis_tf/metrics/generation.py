@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from oasis_tf.images import to_float as to_float_images  # public here too (used by the metrics)
+
 __all__ = ["generation_fn", "generated_batches", "generate_images", "to_float_images", "batch_arrays"]
 
 
@@ -33,14 +35,6 @@ def generation_fn(generator):
         return generate(generator, label, seed=seeds)
 
     return fn
-
-
-def to_float_images(images) -> np.ndarray:
-    """uint8 0..255 -> float32 [-1, 1]; float images are returned as float32."""
-    arr = np.asarray(images)
-    if arr.dtype == np.uint8:
-        return arr.astype(np.float32) / 127.5 - 1.0
-    return arr.astype(np.float32)
 
 
 def batch_arrays(batch):

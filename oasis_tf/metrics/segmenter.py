@@ -25,6 +25,7 @@ import time
 
 import numpy as np
 
+from oasis_tf.images import to_float as _to_float
 from oasis_tf.metrics.miou import MeanIoUAccumulator
 
 __all__ = ["build_segmenter", "train_segmenter", "evaluate_segmenter", "get_synthetic_segmenter",
@@ -63,13 +64,6 @@ def build_segmenter(num_classes, image_size=(64, 64), width=16, seed=0):
     out = layers.Conv2D(int(num_classes), 1, kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
                         name="logits")(x)
     return keras.Model(inp, out, name="synthetic_segmenter")
-
-
-def _to_float(images):
-    arr = np.asarray(images)
-    if arr.dtype == np.uint8:
-        return arr.astype(np.float32) / 127.5 - 1.0
-    return arr.astype(np.float32)
 
 
 class SyntheticSegmenter:

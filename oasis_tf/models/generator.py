@@ -57,11 +57,14 @@ class OASISGenerator(keras.Model):
         spectral_norm: spectral norm on the residual blocks' convs.
         norm_type: SPADE normalisation, "syncbatch", "batch" or "instance".
         spade_hidden: width of SPADE's shared conv (128 official).
+        dataset: optional dataset name ("ade20k", "cityscapes", "coco_stuff",
+            "synthetic", ...): the class names and colours of its label maps
+            (``oasis_tf.palettes``); saved with the model.
     """
 
     def __init__(self, num_classes, image_size=(256, 256), base_channels=64, z_dim=64,
                  num_res_blocks=6, use_3d_noise=True, spectral_norm=True,
-                 norm_type="syncbatch", spade_hidden=128, **kwargs):
+                 norm_type="syncbatch", spade_hidden=128, dataset=None, **kwargs):
         super().__init__(**kwargs)
         self.num_classes = int(num_classes)
         self.image_size = _parse_size(image_size)
@@ -72,6 +75,7 @@ class OASISGenerator(keras.Model):
         self.spectral_norm = bool(spectral_norm)
         self.norm_type = norm_type
         self.spade_hidden = int(spade_hidden)
+        self.dataset = None if dataset is None else str(dataset)
         self._validate()
 
         self.widths = generator_widths(self.base_channels, self.num_res_blocks)
@@ -219,7 +223,8 @@ class OASISGenerator(keras.Model):
                 "image_size": list(self.image_size), "base_channels": self.base_channels,
                 "z_dim": self.z_dim, "num_res_blocks": self.num_res_blocks,
                 "use_3d_noise": self.use_3d_noise, "spectral_norm": self.spectral_norm,
-                "norm_type": self.norm_type, "spade_hidden": self.spade_hidden}
+                "norm_type": self.norm_type, "spade_hidden": self.spade_hidden,
+                "dataset": self.dataset}
 
     @classmethod
     def from_config(cls, config):

@@ -29,8 +29,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from oasis_tf.images import colorize, make_grid, palette_for, to_uint8
+
 __all__ = ["RunContext", "PerStepMetrics", "NaNGuard", "ProgressLogger", "SampleGrid",
-           "Checkpointer", "colorize", "make_grid", "make_palette"]
+           "Checkpointer", "colorize", "make_grid"]
 
 LOSS_KEYS = ("loss_g", "loss_d", "loss_d_fake", "loss_d_real", "loss_d_labelmix")
 
@@ -212,46 +214,6 @@ class ProgressLogger(_StepCallback):
 
 
 # ---------------------------------------------------------------- sample grids
-def make_palette(num_classes, seed=0):
-    """A deterministic random palette, uint8 [num_classes, 3]; class 0 is black."""
-    rng = np.random.RandomState(seed)
-    palette = rng.randint(40, 256, size=(num_classes, 3)).astype(np.uint8)
-    palette[0] = 0
-    return palette
-
-
-def _data_palette(num_classes):
-    """The data module's palette when it offers one with enough colours."""
-    try:
-        from oasis_tf.data import synthetic
-        palette = np.asarray(getattr(synthetic, "PALETTE"), np.uint8)
-    except Exception:  # noqa: BLE001 - optional
-        return None
-    return palette if palette.ndim == 2 and len(palette) >= num_classes else None
-
-
-def colorize(label, palette):
-    """int label [..., H, W] -> uint8 [..., H, W, 3]."""
-    label = np.clip(np.asarray(label), 0, len(palette) - 1)
-    return np.asarray(palette, np.uint8)[label]
-
-
-def _to_uint8(image):
-    image = np.asarray(image, np.float32)
-    return np.clip(np.round((image + 1.0) * 127.5), 0, 255).astype(np.uint8)
-
-
-def make_grid(rows, pad=2):
-    """rows: list of uint8 [N, H, W, 3] -> one uint8 image [R*(H+pad)+pad, N*(W+pad)+pad, 3]."""
-    n, h, w, _ = rows[0].shape
-    grid = np.full((len(rows) * (h + pad) + pad, n * (w + pad) + pad, 3), 255, np.uint8)
-    for r, row in enumerate(rows):
-        for i in range(n):
-            y, x = pad + r * (h + pad), pad + i * (w + pad)
-            grid[y:y + h, x:x + w] = row[i]
-    return grid
-
-
 class SampleGrid(_StepCallback):
     """Sample grids for a fixed batch and fixed noise.
 
@@ -260,7 +222,8 @@ class SampleGrid(_StepCallback):
         batch: dict with "image" [N, H, W, 3] and "label" [N, H, W] (numpy or tensors).
         every: int. Interval in steps (also at the end of training).
         noise_seed: seed of the fixed noise.
-        palette: uint8 [C, 3]; default: the data module's, else a random one.
+        palette: uint8 [C, 3]; default: the colours of the generator's dataset
+            (``oasis_tf.images.palette_for``).
     """
 
     def __init__(self, context, batch, every=1000, noise_seed=0, palette=None):
@@ -269,10 +232,7 @@ class SampleGrid(_StepCallback):
         self.label = np.asarray(batch["label"]).astype(np.int32)
         self.image = np.asarray(batch["image"], np.float32)
         model = context.model
-        num_classes = model.generator.num_classes
-        self.palette = palette if palette is not None else (
-            _data_palette(num_classes) if _data_palette(num_classes) is not None
-            else make_palette(num_classes))
+        self.palette = palette_for(model.generator, palette=palette)
         rng = np.random.default_rng(noise_seed)
         self.noise = rng.standard_normal((len(self.label), model.generator.z_dim)).astype(
             np.float32)
@@ -292,10 +252,10 @@ class SampleGrid(_StepCallback):
         """The grid, uint8 [4*(H+2)+2, N*(W+2)+2, 3]."""
         model = self.context.model
         inputs = {"label": tf.constant(self.label), "noise": tf.constant(self.noise)}
-        rows = [colorize(self.label, self.palette), _to_uint8(self.image),
-                _to_uint8(model.generator(inputs, training=False))]
+        rows = [colorize(self.label, self.palette), to_uint8(self.image),
+                to_uint8(model.generator(inputs, training=False))]
         if getattr(model, "ema_generator", None) is not None:
-            rows.append(_to_uint8(model.ema_generator(inputs, training=False)))
+            rows.append(to_uint8(model.ema_generator(inputs, training=False)))
         return make_grid(rows)
 
     def write(self, step):

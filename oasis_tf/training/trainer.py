@@ -94,7 +94,7 @@ def build_model(config, strategy=None):
     # multi-worker job (which all build the model) starts from the same values.
     keras.utils.set_random_seed(t.seed)
     with strategy.scope(), precision.policy_scope(t.mixed_precision):
-        generator = generator_from_config(m)
+        generator = generator_from_config(m, dataset=config.data.dataset)
         discriminator = discriminator_from_config(m)
         if t.init_gain != OFFICIAL_INIT_GAIN:  # opt-in; before the EMA copies G
             for network in (generator, discriminator):
