@@ -61,6 +61,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     from oasis_tf import data as oasis_data  # imported late: flags parse before TensorFlow starts
+    from oasis_tf.images import class_names_for
     from oasis_tf.metrics import evaluate as ev
     from oasis_tf.metrics.report import class_chart_path
 
@@ -111,9 +112,8 @@ def main(argv):
         real_stats = ev.default_real_stats_path(root, layout, FLAGS.split, image_size, extractor,
                                                 FLAGS.max_images)
 
-    class_names = None
-    if layout == "synthetic":
-        class_names = list(oasis_data.CLASS_NAMES)
+    # the data set's class list (generic class_<id> names where the counts differ)
+    class_names = class_names_for(generator.num_classes, dataset=layout)
     report = ev.evaluate_generator(
         generator, dataset, extractor=extractor, segmenter=segmenter, real_stats_path=real_stats,
         num_diversity_samples=FLAGS.num_diversity_samples, max_images=FLAGS.max_images, seed=FLAGS.seed,
