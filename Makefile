@@ -41,9 +41,12 @@ test: install
 # The synthetic-data demo: data in runs/data/synthetic (or $$OASIS_TF_DATA/synthetic),
 # a run folder runs/demo-NNNN with samples, loss curves and the final checkpoint.
 # DEMO_STEPS=100 make demo for a shorter run (default: tools/demo.py's DEFAULT_STEPS).
+# DEMO_PRECISION=float32 make demo to choose the precision (default auto: mixed_bfloat16
+# where the CPU computes bfloat16 natively).
 DEMO_STEPS ?=
+DEMO_PRECISION ?=
 demo: $(INSTALLED)
-	$(PY) tools/demo.py $(if $(DEMO_STEPS),--steps $(DEMO_STEPS))
+	$(PY) tools/demo.py $(if $(DEMO_STEPS),--steps $(DEMO_STEPS)) $(if $(DEMO_PRECISION),--precision $(DEMO_PRECISION))
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache
