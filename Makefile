@@ -10,7 +10,7 @@ PY  := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 TORCH_STAMP := $(VENV)/.torch-installed
 
-.PHONY: all venv install test demo clean
+.PHONY: all venv install test test-fast demo clean
 
 all: test
 
@@ -37,6 +37,10 @@ install: $(INSTALLED) $(TORCH_STAMP)
 
 test: install
 	$(PY) -m pytest -q --durations=15 tests $(PYTEST_ARGS)
+
+# The edit-test loop: everything but the tests marked slow (tests/conftest.py), < 3 min.
+test-fast: install
+	$(PY) -m pytest -q --durations=15 -m "not slow" tests $(PYTEST_ARGS)
 
 # The synthetic-data demo: data in runs/data/synthetic (or $$OASIS_TF_DATA/synthetic),
 # a run folder runs/demo-NNNN with samples, loss curves and the final checkpoint.
