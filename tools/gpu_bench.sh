@@ -91,7 +91,7 @@ if [ "$DRY" = 1 ]; then
   ITERS=1; WARMUP=1; GEN_ITERS=1
   echo "gpu_bench: CPU dry run: every case on the CPU at a tiny size (not a measurement)"
 else
-  GPUS=$(CUDA_VISIBLE_DEVICES="${CUDA_VISIBLE_DEVICES-}" TF_CPP_MIN_LOG_LEVEL=3 "$PYTHON" -c \
+  GPUS=$(TF_CPP_MIN_LOG_LEVEL=3 "$PYTHON" -c \
     "import tensorflow as tf; print(len(tf.config.list_physical_devices('GPU')))" 2>/dev/null | tail -1)
   if [ -z "$GPUS" ]; then
     echo "gpu_bench: could not import TensorFlow with $PYTHON (set PYTHON=...); nothing run"
