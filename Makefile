@@ -10,7 +10,7 @@ PY  := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 TORCH_STAMP := $(VENV)/.torch-installed
 
-.PHONY: all venv install test demo studio clean
+.PHONY: all venv install test test-fast demo studio clean
 
 all: test
 
@@ -38,12 +38,19 @@ install: $(INSTALLED) $(TORCH_STAMP)
 test: install
 	$(PY) -m pytest -q --durations=15 tests $(PYTEST_ARGS)
 
+# The edit-test loop: everything but the tests marked slow (tests/conftest.py), < 3 min.
+test-fast: install
+	$(PY) -m pytest -q --durations=15 -m "not slow" tests $(PYTEST_ARGS)
+
 # The synthetic-data demo: data in runs/data/synthetic (or $$OASIS_TF_DATA/synthetic),
 # a run folder runs/demo-NNNN with samples, loss curves and the final checkpoint.
 # DEMO_STEPS=100 make demo for a shorter run (default: tools/demo.py's DEFAULT_STEPS).
+# DEMO_PRECISION=float32 make demo to choose the precision (default auto: mixed_bfloat16
+# where the CPU computes bfloat16 natively).
 DEMO_STEPS ?=
+DEMO_PRECISION ?=
 demo: $(INSTALLED)
-	$(PY) tools/demo.py $(if $(DEMO_STEPS),--steps $(DEMO_STEPS))
+	$(PY) tools/demo.py $(if $(DEMO_STEPS),--steps $(DEMO_STEPS)) $(if $(DEMO_PRECISION),--precision $(DEMO_PRECISION))
 
 # OASIS Studio on the newest runs/demo-NNNN (or MODEL=run folder / generator.keras /
 # export version folder); prints the URL. HOST and PORT as for tools/studio.py.

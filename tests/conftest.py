@@ -27,8 +27,60 @@ def reference_dir():
     return path
 
 
+# Tests that take seconds to minutes on 2 CPU cores (a full `make test` with
+# --durations, 2026-12): marked `slow` here, so that `make test-fast`
+# (-m "not slow") stays under 3 minutes. Whole modules where a module fixture (a
+# traced training step, an export, a conversion, the reference networks) is the cost;
+# else the tests by name (all their parameters). New slow tests can also carry
+# @pytest.mark.slow themselves.
+SLOW_MODULES = {
+    "test_export.py", "test_multiworker.py", "test_precision.py", "test_serving_client.py",
+    "test_tflite.py", "test_train_step.py", "test_train_step_configs.py", "test_xla.py",
+}
+SLOW_TESTS = {
+    "test_bench.py": {"test_bench_prints_one_json_line_per_case_with_a_profile"},
+    "test_convert.py": {"test_tool_converts_and_the_output_reloads",
+                        "test_tool_writes_nothing_on_a_bad_checkpoint"},
+    "test_demo.py": {"test_run_demo_tiny"},
+    "test_distributed.py": {"test_ema_statistics_refresh_callback",
+                            "test_fit_trains_a_tiny_model",
+                            "test_two_replicas_equal_one_device_with_the_same_global_batch"},
+    "test_evaluate.py": {"test_synthetic_segmenter_above_chance_and_cached",
+                         "test_tool_end_to_end_on_reference_generator"},
+    "test_fid_callback.py": {"test_fid_every_n_steps_best_checkpoint_and_curve"},
+    "test_generate.py": {"test_dataset_label_maps_synthetic", "test_tool_refuses_bad_flags",
+                         "test_tool_samples_resample_and_interpolate"},
+    "test_init_gain.py": {"test_kernels_follow_the_gain_and_the_ema_copies_them",
+                          "test_same_seed_same_weights_and_official_default"},
+    "test_layers.py": {"test_sync_batch_norm_over_two_replicas_equals_one_device"},
+    "test_networks.py": {"test_generator_output_and_noise_forms", "test_save_and_restore",
+                         "test_save_network_refuses_bad_paths"},
+    "test_optimizers.py": {"test_matches_torch_adam",
+                           "test_mirrored_strategy_matches_single_device"},
+    "test_reference_parity.py": {"test_discriminator_logits", "test_inferred_architecture"},
+    "test_sn_warmup.py": {"test_build_model_warmup_sets_sigma_of_every_network",
+                          "test_default_is_no_warmup_and_bit_identical"},
+    "test_step_order.py": {"test_sequential_gradients_equal_the_joint_gradient"},
+    "test_training_run.py": {"test_backup_dir_creates_then_continues_the_same_folder",
+                             "test_checkpoint_round_trip_restores_networks_and_optimizers",
+                             "test_nan_loss_stops_training_and_keeps_last_good_checkpoint",
+                             "test_resume_may_switch_the_learning_rate_warmup_on_or_off",
+                             "test_train_kill_and_resume"},
+}
+
+
+def _mark_slow(items):
+    for item in items:
+        module = item.path.name
+        name = getattr(item, "originalname", item.name)
+        if module in SLOW_MODULES or name in SLOW_TESTS.get(module, ()):
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_collection_modifyitems(config, items):
-    """Skips tests marked `gpu` where TensorFlow sees no GPU."""
+    """Marks the slow tests (SLOW_MODULES, SLOW_TESTS); skips tests marked `gpu` where
+    TensorFlow sees no GPU."""
+    _mark_slow(items)
     gpu_items = [item for item in items if item.get_closest_marker("gpu")]
     if not gpu_items:
         return

@@ -39,13 +39,47 @@ def skip_message() -> str:
 
 
 def small_generator():
-    """The converted official `small` generator (13 classes, 64x64, z_dim 64), or a
-    tiny random 5-class generator when the fixtures are absent."""
+    """The converted official `small` generator (13 classes, 64x64, z_dim 64), or
+    `stand_in_generator()` when the fixtures are absent."""
     import oasis_tf
 
     ref = find_reference_dir()
     path = ref / "small" / "G_state.npz" if ref is not None else None
     if path is not None and path.exists():
         return oasis_tf.convert.load_official_generator(str(path), image_size=(64, 64))
-    return oasis_tf.OASISGenerator(num_classes=5, image_size=(64, 64), base_channels=4,
-                                   z_dim=3, spade_hidden=8)
+    return stand_in_generator()
+
+
+def stand_in_generator(num_classes=5, seed=0, refresh_batches=20):
+    """A tiny 5-class 64x64 generator that behaves like a saved one, for tests that
+    need a generator's properties, not the reference's numbers.
+
+    Weights at the scale training gives them (xavier gain 1.0, as `train.init_gain`;
+    the official 0.02 makes the output an almost constant grey) and batch-norm running
+    statistics that follow its activations (`refresh_batches` training-mode forwards,
+    as the EMA refresh does; the initial 0 / 1 let activations grow block after block
+    until a float16 rounding of a weight flips saturated pixels). Seeded: the same
+    model on every run.
+    """
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    import oasis_tf
+    from oasis_tf.layers.spectral_norm import reinitialize_kernels
+
+    keras.utils.set_random_seed(seed)
+    g = oasis_tf.OASISGenerator(num_classes=num_classes, image_size=(64, 64),
+                                base_channels=4, z_dim=3, spade_hidden=8)
+    reinitialize_kernels(g, 1.0)
+
+    @tf.function
+    def forward(label, noise):
+        g({"label": label, "noise": noise}, training=True)
+
+    rng = np.random.default_rng(seed)
+    for _ in range(refresh_batches):
+        coarse = rng.integers(0, num_classes, (2, 8, 8))
+        label = np.repeat(np.repeat(coarse, 8, 1), 8, 2).astype(np.int32)
+        forward(tf.constant(label), tf.constant(rng.standard_normal((2, 3)), tf.float32))
+    return g

@@ -40,10 +40,12 @@ def test_run_demo_tiny(tmp_path):
     out = demo.run_demo(out_dir=tmp_path / "runs", steps=2, data_root=str(tmp_path / "data"),
                         overrides=overrides, console=False, num_rows=3, samples_per_label=4,
                         synthetic_options={"num_train": 8, "num_val": 3},
-                        segmenter_steps=3, eval_images=3, tflite_quantizations=("float32",))
+                        segmenter_steps=3, eval_images=3, tflite_quantizations=("float32",),
+                        precision="float32")  # the same run on every CPU (auto: tests/test_hardware.py)
     run = Path(out["run_dir"])
     assert run.parent == tmp_path / "runs" and run.name.startswith("demo-")
     assert out["steps"] == 2
+    assert (out["precision"], out["precision_reason"]) == ("float32", "as requested (--precision)")
     for key in ("samples", "loss_curves", "generator", "metrics"):
         assert os.path.isfile(out[key]), key
     assert out["checkpoint"] and os.path.isdir(out["checkpoint"])

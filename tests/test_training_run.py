@@ -48,6 +48,19 @@ needs_data = pytest.mark.skipif(not _have_data_module(),
                                 reason="oasis_tf.data.load_dataset is not there yet")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _no_grappler():
+    """The in-process runs build a fresh model and optimize its traced step each time;
+    Grappler's pass over that graph is ~25% of a tiny train() here (measured 104 ->
+    76 s) and none of these tests is about it (tools/train.py in the subprocess tests
+    keeps it)."""
+    previous = tf.config.optimizer.get_experimental_options()
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+    yield
+    tf.config.optimizer.set_experimental_options(
+        {"disable_meta_optimizer": previous.get("disable_meta_optimizer", False)})
+
+
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
     from oasis_tf.data import write_synthetic_dataset

@@ -25,7 +25,18 @@ Named configurations:
 
 * ``small``: 151 classes, 64x64, generator width 16, official discriminator
   (base 128), batch 4;
-* ``ade20k``: the ADE20K paper configuration, 256x256, width 64, batch 1.
+* ``ade20k``: the ADE20K paper configuration, 256x256, width 64, batch 1;
+* ``ade20k_gpu``: the paper's ADE20K training on a GPU: 151 classes, 256x256,
+  width 64, batch 8 per GPU (32 on 4 GPUs);
+* ``cityscapes_gpu``: the paper's Cityscapes training on a GPU: 35 classes,
+  256x512, width 64, batch 5 per GPU (20 on 4 GPUs).
+
+``--batch``, ``--image_size`` (``256`` or ``256x512``) and ``--num_classes`` change
+those of the named configuration. Each result also has ``train_images_per_sec``
+(batch / ``sec_per_iter``), ``num_classes`` and, on a GPU, ``device_name`` and
+``peak_device_memory_mb`` (the allocator's peak over the timed iterations and
+generator calls; the same number as ``peak_memory_mb`` there). tools/gpu_bench.sh
+runs the GPU configurations side by side with the official code.
 
 Random inputs; weights as initialised (speed does not depend on them).
 
@@ -57,10 +68,52 @@ CONFIGS = {
     "small": dict(num_classes=151, image_size=64, g_channels=16, d_channels=128, batch=4),
     "ade20k": dict(num_classes=151, image_size=256, g_channels=64, d_channels=128, batch=1),
     "tiny": dict(num_classes=12, image_size=64, g_channels=2, d_channels=4, batch=2),
+    # How the paper trained (scripts/train_*.sh of the official code, batch per GPU).
+    "ade20k_gpu": dict(num_classes=151, image_size=256, g_channels=64, d_channels=128,
+                       batch=8),
+    "cityscapes_gpu": dict(num_classes=35, image_size=(256, 512), g_channels=64,
+                           d_channels=128, batch=5),
 }
+
+
+def parse_image_size(text):
+    """``"256"`` -> 256, ``"256x512"`` -> (256, 512) (height x width)."""
+    parts = str(text).lower().replace(",", "x").split("x")
+    try:
+        sizes = [int(p) for p in parts]
+    except ValueError:
+        sizes = []
+    if len(sizes) not in (1, 2) or min(sizes) < 1:
+        raise ValueError(f"--image_size must be N or HxW (e.g. 256 or 256x512); "
+                         f"received {text!r}")
+    return sizes[0] if len(sizes) == 1 else tuple(sizes)
+
+
+def resolve_config(name, batch=None, image_size=None, num_classes=None):
+    """The named configuration with ``batch``, ``image_size`` (int or (H, W)) and
+    ``num_classes`` replaced where given; ValueError for an unknown name or a bad value."""
+    if name not in CONFIGS:
+        raise ValueError(f"--config must be one of {list(CONFIGS)}; received {name!r}")
+    c = dict(CONFIGS[name])
+    for key, value in (("batch", batch), ("num_classes", num_classes)):
+        if value is not None:
+            if int(value) < 1:
+                raise ValueError(f"--{key} must be >= 1; received {value}")
+            c[key] = int(value)
+    if image_size is not None:
+        c["image_size"] = (parse_image_size(image_size) if isinstance(image_size, str)
+                           else image_size)
+    return c
+
+
+def _height_width(size):
+    return (size, size) if isinstance(size, int) else tuple(size)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("config", "small", f"Named configuration: {', '.join(CONFIGS)}.")
+flags.DEFINE_integer("batch", None, "Batch size instead of the configuration's.")
+flags.DEFINE_string("image_size", None, "Image size N or HxW instead of the configuration's.")
+flags.DEFINE_integer("num_classes", None, "Number of classes instead of the configuration's.")
 flags.DEFINE_list("precision", ["float32"], "Precision policies (float32, mixed_bfloat16, "
                   "mixed_float16).")
 flags.DEFINE_list("xla", ["false"], "XLA (jit_compile) settings to run: false, true.")
@@ -196,9 +249,26 @@ def profile_op_types(step, batch, logdir, iterations=2, top=12):
             "top_ops": rows}
 
 
+def _gpu_name():
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return None
+    try:
+        return tf.config.experimental.get_device_details(gpus[0]).get("device_name")
+    except (ValueError, RuntimeError):
+        return None
+
+
 def run_case(name, policy, xla, iters, warmup, gen_iters, profile_dir=None,
-             memory_profile_dir=None):
-    """One case in this process; returns the result dict."""
+             memory_profile_dir=None, config=None):
+    """One case in this process; returns the result dict.
+
+    Args:
+        config: the configuration dict (default ``CONFIGS[name]``; see
+            ``resolve_config``).
+    """
     import statistics
     import time
 
@@ -211,7 +281,7 @@ def run_case(name, policy, xla, iters, warmup, gen_iters, profile_dir=None,
 
     memory = {"rss_import": _rss_mb()}
     device = "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU:0"
-    c = CONFIGS[name]
+    c = config or CONFIGS[name]
     keras.utils.set_random_seed(0)
     with precision.policy_scope(policy):
         g = oasis_tf.OASISGenerator(num_classes=c["num_classes"], image_size=c["image_size"],
@@ -222,8 +292,9 @@ def run_case(name, policy, xla, iters, warmup, gen_iters, profile_dir=None,
     model.compile(jit_compile=xla)
     rng = np.random.default_rng(0)
     b, s = c["batch"], c["image_size"]
-    coarse = rng.integers(0, c["num_classes"], (b, s // 8, s // 8))
-    batch = dict(image=tf.constant(rng.uniform(-1, 1, (b, s, s, 3)).astype(np.float32)),
+    h, w = _height_width(s)
+    coarse = rng.integers(0, c["num_classes"], (b, h // 8, w // 8))
+    batch = dict(image=tf.constant(rng.uniform(-1, 1, (b, h, w, 3)).astype(np.float32)),
                  label=tf.constant(np.repeat(np.repeat(coarse, 8, 1), 8, 2).astype(np.int32)))
     memory["rss_built"] = _rss_mb()
     step = tf.function(model.train_step, jit_compile=xla)
@@ -259,28 +330,38 @@ def run_case(name, policy, xla, iters, warmup, gen_iters, profile_dir=None,
     profile = profile_op_types(step, batch, profile_dir) if profile_dir else None
     memory_profile = (profile_memory(step, batch, memory_profile_dir)
                       if memory_profile_dir else None)
+    on_gpu = bool(tf.config.list_physical_devices("GPU"))
+    sec_per_iter = statistics.median(times)
     return {"config": name, "precision": policy, "xla": bool(xla), "batch": b,
-            "image_size": s, "sec_per_iter": round(statistics.median(times), 4),
+            "image_size": s if isinstance(s, int) else list(s),
+            "num_classes": c["num_classes"], "sec_per_iter": round(sec_per_iter, 4),
+            "train_images_per_sec": round(b / sec_per_iter, 3),
             "sec_per_iter_min": round(min(times), 4), "iters": iters,
             "warmup_sec": round(warmup_s, 1),
             "gen_images_per_sec": round(b / gen_median, 3),
             "peak_memory_mb": round(_peak_memory_mb(), 1), "memory": memory,
-            "device": "GPU" if tf.config.list_physical_devices("GPU") else "CPU",
+            "device": "GPU" if on_gpu else "CPU",
+            **({"device_name": _gpu_name(), "peak_device_memory_mb": round(
+                _peak_memory_mb(), 1)} if on_gpu else {}),
             "threads": os.cpu_count(), **({"profile": profile} if profile else {}),
             **({"memory_profile": memory_profile} if memory_profile else {})}
 
 
 def main(argv):
     del argv
-    if FLAGS.config not in CONFIGS:
-        raise app.UsageError(f"--config must be one of {list(CONFIGS)}")
+    try:
+        config = resolve_config(FLAGS.config, FLAGS.batch, FLAGS.image_size,
+                                FLAGS.num_classes)
+    except ValueError as error:
+        raise app.UsageError(str(error))
     xla_values = [v.lower() in ("1", "true", "yes", "on") for v in FLAGS.xla]
     if FLAGS.child:
         result = run_case(FLAGS.config, FLAGS.precision[0], xla_values[0], FLAGS.iters,
                           FLAGS.warmup, FLAGS.gen_iters,
                           profile_dir=FLAGS.profile_dir if FLAGS.profile else None,
                           memory_profile_dir=(FLAGS.profile_dir + "-memory"
-                                              if FLAGS.memory_profile else None))
+                                              if FLAGS.memory_profile else None),
+                          config=config)
         print("BENCH " + json.dumps(result), flush=True)
         return
     for policy in FLAGS.precision:
@@ -293,6 +374,9 @@ def main(argv):
                    f"--memory_profile={str(FLAGS.memory_profile).lower()}",
                    "--profile_dir", os.path.join(FLAGS.profile_dir,
                                                  f"{FLAGS.config}-{policy}-xla{int(xla)}")]
+            cmd += [f"--{key}={value}" for key, value in (
+                ("batch", FLAGS.batch), ("image_size", FLAGS.image_size),
+                ("num_classes", FLAGS.num_classes)) if value is not None]
             env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
             if FLAGS.memory_profile:  # the CPU allocator reports allocations only then
                 env["TF_CPU_ALLOCATOR_USE_BFC"] = "true"

@@ -19,7 +19,19 @@ line with the same measurements as tools/bench.py:
   (netEMA in eval mode under ``torch.no_grad``, noise drawn inside the official
   generator, ``preprocess_input`` included), batch of the configuration, median over
   ``--gen_iters`` after one warm-up call;
-* ``peak_memory_mb``: peak RSS of the process (``resource`` maxrss), CPU only.
+* ``peak_memory_mb``: peak RSS of the process (``resource`` maxrss) on the CPU; on a
+  GPU (``--device cuda``) ``torch.cuda.max_memory_allocated`` over the timed
+  iterations and generator calls, also reported as ``peak_device_memory_mb``;
+* ``train_images_per_sec``: batch / ``sec_per_iter``.
+
+Configurations as tools/bench.py's (``small``, ``ade20k``, and the paper's GPU
+training: ``ade20k_gpu`` 256x256 batch 8, ``cityscapes_gpu`` 256x512 batch 5 with the
+official Cityscapes options: 35 classes, aspect ratio 2, lr_g 4e-4, LabelMix 5, EMA
+0.999); ``--batch``, ``--image_size`` (N or HxW) and ``--num_classes`` change them.
+The official code trains in float32 only (no mixed precision in it), and so does this.
+On a GPU the model runs as the official train.py does with one GPU id
+(``--gpu_ids 0``: ``DataParallel`` over one device, which calls the module directly;
+PyTorch's defaults for cuDNN and TF32, as the official code leaves them).
 
 The networks, losses, LabelMix, parameter initialisation (``OASIS_model.init_networks``)
 and EMA copy are the official ones (``models/models.py`` ``OASIS_model``,
@@ -44,7 +56,9 @@ without torchvision/matplotlib; none changes the computation):
   (one GPU or CPU), so the operations, FLOPs and results are identical; the stub just
   skips the ``num_batches_tracked`` increment that ``nn.BatchNorm2d.forward`` would add,
   as the original does. ``DataParallelWithCallback`` (used only when
-  ``gpu_ids != "-1"``) raises if called.
+  ``gpu_ids != "-1"``) is ``torch.nn.DataParallel``, which it subclasses only to add a
+  callback when it replicates the model onto several GPUs (it raises for more than
+  one device).
 * ``models.vggloss`` (imports torchvision) is replaced by a stub whose ``VGG19`` raises
   if built: the VGG loss is off (official default, ``add_vgg_loss=False``).
 * utils/utils.py is not imported (it needs matplotlib and a data loader); its
@@ -69,6 +83,9 @@ CONFIGS = {
     # Same as tools/bench.py (the official discriminator has a fixed width: base 128).
     "small": dict(num_classes=151, image_size=64, g_channels=16, batch=4),
     "ade20k": dict(num_classes=151, image_size=256, g_channels=64, batch=1),
+    "ade20k_gpu": dict(num_classes=151, image_size=256, g_channels=64, batch=8),
+    "cityscapes_gpu": dict(num_classes=35, image_size=(256, 512), g_channels=64, batch=5,
+                           dataset="cityscapes"),
 }
 
 CLONE_HINT = "git clone https://github.com/boschresearch/OASIS"
@@ -120,23 +137,65 @@ def official_commit(root):
     return None
 
 
-def make_opt(config):
+def parse_image_size(text):
+    """``"256"`` -> 256, ``"256x512"`` -> (256, 512) (height x width)."""
+    parts = str(text).lower().replace(",", "x").split("x")
+    try:
+        sizes = [int(p) for p in parts]
+    except ValueError:
+        sizes = []
+    if len(sizes) not in (1, 2) or min(sizes) < 1:
+        raise ValueError(f"--image_size must be N or HxW (e.g. 256 or 256x512); "
+                         f"received {text!r}")
+    return sizes[0] if len(sizes) == 1 else tuple(sizes)
+
+
+def resolve_config(name, batch=None, image_size=None, num_classes=None):
+    """The named configuration with ``batch``, ``image_size`` (int, (H, W) or text) and
+    ``num_classes`` replaced where given."""
+    c = dict(CONFIGS[name])
+    if batch is not None:
+        c["batch"] = int(batch)
+    if num_classes is not None:
+        c["num_classes"] = int(num_classes)
+    if image_size is not None:
+        c["image_size"] = (parse_image_size(image_size) if isinstance(image_size, str)
+                           else image_size)
+    return c
+
+
+def _height_width(size):
+    return (size, size) if isinstance(size, int) else tuple(size)
+
+
+def make_opt(config, gpu_ids="-1"):
     """The `opt` fields the official models/*.py read, with config.py's training
-    defaults (ADE20K label layout: label_nc + the "don't care" class 0)."""
-    c = CONFIGS[config]
-    size = c["image_size"]
+    defaults (label layout of ADE20K and Cityscapes: label_nc + the "don't care"
+    class 0; the official generator takes the width from crop_size and the height
+    from the aspect ratio, as its Cityscapes loader sets them).
+
+    Args:
+        config: a name of CONFIGS or a dict like its values (``resolve_config``).
+        gpu_ids: the official ``--gpu_ids`` ("-1": CPU, "0": the first GPU).
+    """
+    c = CONFIGS[config] if isinstance(config, str) else config
+    height, width = _height_width(c["image_size"])
+    dataset = c.get("dataset", "ade20k")
+    cityscapes = dataset == "cityscapes"  # config.py set_dataset_default_lm
     return argparse.Namespace(
-        name="bench_official", phase="train", gpu_ids="-1", ddp_apex=False, seed=42,
+        name="bench_official", phase="train", gpu_ids=gpu_ids, ddp_apex=False, seed=42,
         checkpoints_dir="./checkpoints", continue_train=False, which_iter="latest",
-        dataset_mode="ade20k", batch_size=c["batch"],
+        dataset_mode=dataset, batch_size=c["batch"],
         label_nc=c["num_classes"] - 1, contain_dontcare_label=True,
-        semantic_nc=c["num_classes"], crop_size=size, load_size=size, aspect_ratio=1.0,
+        semantic_nc=c["num_classes"], crop_size=width, load_size=width,
+        aspect_ratio=width / height,
         num_res_blocks=6, channels_G=c["g_channels"], channels_D=64,
         param_free_norm="syncbatch", spade_ks=3, no_spectral_norm=False,
-        no_3dnoise=False, z_dim=64, no_EMA=False, EMA_decay=0.9999,
-        beta1=0.0, beta2=0.999, lr_g=0.0001, lr_d=0.0004,
+        no_3dnoise=False, z_dim=64, no_EMA=False,
+        EMA_decay=0.999 if cityscapes else 0.9999,
+        beta1=0.0, beta2=0.999, lr_g=0.0004 if cityscapes else 0.0001, lr_d=0.0004,
         add_vgg_loss=False, lambda_vgg=10.0, no_balancing_inloss=False,
-        no_labelmix=False, lambda_labelmix=10.0,
+        no_labelmix=False, lambda_labelmix=5.0 if cityscapes else 10.0,
         freq_print=1000, freq_save_ckpt=20000, freq_save_latest=10000,
         freq_smooth_loss=250, freq_save_loss=2500, freq_fid=5000)
 
@@ -161,8 +220,11 @@ def import_official(root):
             return F.batch_norm(input, self.running_mean, self.running_var, self.weight,
                                 self.bias, self.training, self.momentum, self.eps)
 
-    def DataParallelWithCallback(*args, **kwargs):
-        raise RuntimeError("multi-GPU DataParallel is not part of this CPU benchmark")
+    def DataParallelWithCallback(module, device_ids=None, **kwargs):
+        if device_ids is None or len(device_ids) != 1:
+            raise RuntimeError("multi-GPU DataParallel is not part of this benchmark "
+                               f"(device_ids {device_ids}); it runs one GPU")
+        return nn.DataParallel(module, device_ids=device_ids, **kwargs)
 
     sync_bn = types.ModuleType("models.sync_batchnorm")
     sync_bn.SynchronizedBatchNorm2d = SynchronizedBatchNorm2d
@@ -210,15 +272,34 @@ def _peak_memory_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
-def run_case(name, root, iters, warmup, gen_iters, threads):
-    """One configuration in this process; returns the result dict."""
+def resolve_device(device):
+    """"auto" -> "cuda" where torch sees a GPU, else "cpu"; "cuda" without one raises."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda: torch sees no GPU (torch.cuda.is_available() "
+                           f"is False; torch {torch.__version__})")
+    return device
+
+
+def run_case(name, root, iters, warmup, gen_iters, threads, config=None, device="cpu"):
+    """One configuration in this process; returns the result dict.
+
+    Args:
+        config: the configuration dict (default ``CONFIGS[name]``; ``resolve_config``).
+        device: "cpu", "cuda" or "auto".
+    """
     import numpy as np
     import torch
 
     torch.set_num_threads(threads)
+    device = resolve_device(device)
+    cuda = device == "cuda"
     models, losses = import_official(root)
-    opt = make_opt(name)
-    c = CONFIGS[name]
+    c = config or CONFIGS[name]
+    opt = make_opt(c, gpu_ids="0" if cuda else "-1")
     torch.manual_seed(0)
 
     # train.py: create losses, model (OASIS_model: netG, netD, init, netEMA copy), optimizers
@@ -234,14 +315,16 @@ def run_case(name, root, iters, warmup, gen_iters, threads):
     # NCHW in [-1, 1], label map (B, 1, H, W) float as the official data sets give it.
     rng = np.random.default_rng(0)
     b, s = c["batch"], c["image_size"]
-    coarse = rng.integers(0, c["num_classes"], (b, s // 8, s // 8))
+    h, w = _height_width(s)
+    coarse = rng.integers(0, c["num_classes"], (b, h // 8, w // 8))
     image = torch.from_numpy(np.ascontiguousarray(
-        rng.uniform(-1, 1, (b, s, s, 3)).astype(np.float32).transpose(0, 3, 1, 2)))
+        rng.uniform(-1, 1, (b, h, w, 3)).astype(np.float32).transpose(0, 3, 1, 2)))
     label_map = torch.from_numpy(
         np.repeat(np.repeat(coarse, 8, 1), 8, 2)[:, None].astype(np.float32))
 
     def train_iteration():
         # the body of train.py's loop (logging, saving and FID left out)
+        # (preprocess_input moves both to the GPU, as in train.py)
         image_t, label_t = models.preprocess_input(opt, {"image": image, "label": label_map})
         model.module.netG.zero_grad()
         loss_g, losses_g = model(image_t, label_t, "losses_G", losses_computer)
@@ -261,6 +344,8 @@ def run_case(name, root, iters, warmup, gen_iters, threads):
     for _ in range(max(warmup, 1)):
         train_iteration()
     warmup_s = time.perf_counter() - start
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
     times = []
     for _ in range(iters):
         t = time.perf_counter()
@@ -274,7 +359,10 @@ def run_case(name, root, iters, warmup, gen_iters, threads):
     def generate():
         _, label_t = models.preprocess_input(opt, {"image": image, "label": label_map})
         with torch.no_grad():
-            return model(None, label_t, "generate", None)
+            fake = model(None, label_t, "generate", None)
+        if cuda:
+            torch.cuda.synchronize()  # the time of the images, not of the launches
+        return fake
 
     generate()
     gen_times = []
@@ -286,12 +374,23 @@ def run_case(name, root, iters, warmup, gen_iters, threads):
     def n_params(net):
         return sum(p.numel() for p in net.parameters())
 
+    gpu = {}
+    if cuda:
+        peak = torch.cuda.max_memory_allocated() / 2**20
+        gpu = {"device_name": torch.cuda.get_device_name(0),
+               "peak_device_memory_mb": round(peak, 1)}
     return {"implementation": "official_pytorch", "config": name, "batch": b,
-            "image_size": s, "sec_per_iter": round(statistics.median(times), 4) if times else None,
+            "image_size": s if isinstance(s, int) else list(s),
+            "num_classes": c["num_classes"], "precision": "float32",
+            "sec_per_iter": round(statistics.median(times), 4) if times else None,
+            "train_images_per_sec": (round(b / statistics.median(times), 3)
+                                     if times else None),
             "sec_per_iter_min": round(min(times), 4) if times else None, "iters": iters,
             "warmup_sec": round(warmup_s, 1),
             "gen_images_per_sec": round(b / statistics.median(gen_times), 3) if gen_times else None,
-            "peak_memory_mb": round(_peak_memory_mb(), 1), "device": "CPU",
+            "peak_memory_mb": (gpu["peak_device_memory_mb"] if cuda
+                               else round(_peak_memory_mb(), 1)),
+            "device": "GPU" if cuda else "CPU", **gpu,
             "threads": torch.get_num_threads(), "torch": torch.__version__,
             "g_params": n_params(model.module.netG), "d_params": n_params(model.module.netD),
             "norm": NORM_NOTE, "official_root": root, "official_commit": official_commit(root)}
@@ -309,6 +408,15 @@ def parse_args(argv=None):
     parser.add_argument("--warmup", type=int, default=2,
                         help="untimed training iterations first (at least 1)")
     parser.add_argument("--gen_iters", type=int, default=10, help="timed generator calls")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="batch size instead of the configuration's")
+    parser.add_argument("--image_size", default=None,
+                        help="image size N or HxW instead of the configuration's")
+    parser.add_argument("--num_classes", type=int, default=None,
+                        help="number of classes (with the don't-care class 0) instead of "
+                             "the configuration's")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"),
+                        help="where the official code runs (auto: cuda when torch sees a GPU)")
     parser.add_argument("--threads", type=int, default=2,
                         help="torch.set_num_threads (intra-op threads)")
     parser.add_argument("--output", default=None, help="also append the JSON lines here")
@@ -320,6 +428,14 @@ def parse_args(argv=None):
         parser.error(f"--config: unknown {unknown or 'empty'}; choose from {list(CONFIGS)}")
     if min(args.iters, args.warmup, args.gen_iters) < 0 or args.threads < 1:
         parser.error("--iters, --warmup, --gen_iters must be >= 0 and --threads >= 1")
+    if (args.batch is not None and args.batch < 1) or (
+            args.num_classes is not None and args.num_classes < 2):
+        parser.error("--batch must be >= 1 and --num_classes >= 2")
+    if args.image_size is not None:
+        try:
+            args.image_size = parse_image_size(args.image_size)
+        except ValueError as error:
+            parser.error(str(error))
     try:
         args.official_root = check_official_root(args.official_root)
     except ValueError as error:
@@ -330,15 +446,22 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     if args.child:
+        config = resolve_config(args.config[0], args.batch, args.image_size,
+                                args.num_classes)
         result = run_case(args.config[0], args.official_root, args.iters, args.warmup,
-                          args.gen_iters, args.threads)
+                          args.gen_iters, args.threads, config=config, device=args.device)
         print("BENCH " + json.dumps(result), flush=True)
         return
     for name in args.config:
         cmd = [sys.executable, os.path.abspath(__file__), "--child", "--config", name,
                "--official_root", args.official_root, "--iters", str(args.iters),
                "--warmup", str(args.warmup), "--gen_iters", str(args.gen_iters),
-               "--threads", str(args.threads)]
+               "--threads", str(args.threads), "--device", args.device]
+        size = args.image_size
+        cmd += [f"--{key}={value}" for key, value in (
+            ("batch", args.batch), ("num_classes", args.num_classes),
+            ("image_size", size if size is None or isinstance(size, int)
+             else f"{size[0]}x{size[1]}")) if value is not None]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         lines = [l for l in proc.stdout.splitlines() if l.startswith("BENCH ")]
         if proc.returncode or not lines:

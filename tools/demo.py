@@ -9,8 +9,11 @@ What it does, in order:
    ``$OASIS_TF_DATA/synthetic`` or, without that variable, ``runs/data/synthetic``
    in the repository (kept between runs: the second demo skips this step);
 2. trains ``configs/synthetic.yaml`` for a fixed step budget (default 1500 steps,
-   10-11 minutes on 2 shared CPU cores) in a new run folder ``runs/demo-NNNN``,
-   printing a progress line every ``log_every`` steps;
+   10-11 minutes on 2 shared CPU cores in float32) in a new run folder
+   ``runs/demo-NNNN``, printing a progress line every ``log_every`` steps; in
+   ``mixed_bfloat16`` where the CPU computes bfloat16 natively (``avx512_bf16`` or
+   ``amx_bf16`` in /proc/cpuinfo), else in the preset's float32; it prints which and
+   why (``--precision float32`` or ``DEMO_PRECISION=float32`` to choose);
 3. writes, in the run folder,
    * ``demo_samples.png``: one row per validation label map: colourised label |
      real image | 4 images from the EMA generator with different noise;
@@ -81,11 +84,26 @@ def sample_grid(generator, label, image, samples_per_label=SAMPLES_PER_LABEL, se
 
 
 # ---------------------------------------------------------------- the demo
+def choose_precision(requested, cfg, overrides=()):
+    """(policy, reason) of the demo's training precision; see ``run_demo``."""
+    from oasis_tf.training.hardware import choose_cpu_precision
+
+    if any(o.replace(" ", "").startswith("train.mixed_precision=") for o in overrides):
+        return cfg.train.mixed_precision, "set by the train.mixed_precision override"
+    if requested != "auto":
+        return requested, "as requested (--precision)"
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        return cfg.train.mixed_precision, "the preset's: TensorFlow runs on a GPU"
+    return choose_cpu_precision("auto", default=cfg.train.mixed_precision)
+
+
 def run_demo(out_dir=None, steps=DEFAULT_STEPS, data_root=None, config="synthetic",
              overrides=(), synthetic_options=None, num_rows=NUM_ROWS,
              samples_per_label=SAMPLES_PER_LABEL, console=True, evaluate=True,
              segmenter_steps=500, eval_images=None, export=True,
-             tflite_quantizations=("float32", "float16")):
+             tflite_quantizations=("float32", "float16"), precision="auto"):
     """Writes the synthetic data, trains, draws the demo figures; returns a dict of paths.
 
     Args:
@@ -107,10 +125,15 @@ def run_demo(out_dir=None, steps=DEFAULT_STEPS, data_root=None, config="syntheti
         export: export the EMA generator as a SavedModel for TF Serving and convert
             it to TFLite, and print the commands to serve and query it.
         tflite_quantizations: the TFLite variants written.
+        precision: training precision policy, or "auto": ``mixed_bfloat16`` where the
+            CPU computes bfloat16 natively, else the config's
+            (``oasis_tf.training.hardware.choose_cpu_precision``); the config's where
+            TensorFlow sees a GPU. A ``train.mixed_precision`` override wins.
 
     Returns:
         dict with "run_dir", "samples", "loss_curves", "generator", "checkpoint",
-        "metrics", "steps", "seconds" (training + figures), "data_seconds".
+        "metrics", "steps", "seconds" (training + figures), "data_seconds",
+        "precision" and "precision_reason".
     """
     t0 = time.time()
     import keras
@@ -130,6 +153,12 @@ def run_demo(out_dir=None, steps=DEFAULT_STEPS, data_root=None, config="syntheti
     if cfg.data.dataset != "synthetic":
         raise ValueError(f"the demo trains on the synthetic data set; config {config!r} has "
                          f"data.dataset={cfg.data.dataset!r}")
+    policy, reason = choose_precision(precision, cfg, overrides)
+    if policy != cfg.train.mixed_precision:
+        cfg = load_config(config, overrides=list(overrides) + [
+            f"train.mixed_precision={policy}"])
+    say(f"demo: training in {policy}: {reason} (choose with --precision float32 / "
+        "mixed_bfloat16)")
 
     # 1. data -------------------------------------------------------------
     opts = synthetic.resolve_options(cfg.model.image_size, synthetic_options)
@@ -206,10 +235,11 @@ def run_demo(out_dir=None, steps=DEFAULT_STEPS, data_root=None, config="syntheti
            "checkpoint": result.last_checkpoint, "metrics": str(run_dir / "metrics.jsonl"),
            "train_log": str(run_dir / "train.log"), "sample_dir": str(run_dir / "samples"),
            "steps": result.step, "seconds": seconds, "train_seconds": train_seconds,
-           "data_seconds": data_seconds, "final_losses": result.logs}
+           "data_seconds": data_seconds, "final_losses": result.logs,
+           "precision": policy, "precision_reason": reason}
     say("")
     say(f"demo: done: {result.step} steps in {train_seconds / 60:.1f} min of training "
-        f"({seconds / 60:.1f} min in all)")
+        f"in {policy} ({seconds / 60:.1f} min in all)")
     say(f"  run folder       {run_dir}")
     say(f"  samples          {samples_path}  (rows: label | real | {samples_per_label} EMA "
         f"samples with different noise)")
@@ -255,11 +285,15 @@ def main(argv=None):
     parser.add_argument("--data_root", default=None, help="synthetic data folder (default "
                         "$OASIS_TF_DATA/synthetic or <repo>/runs/data/synthetic)")
     parser.add_argument("--config", default="synthetic", help="preset or YAML path")
+    parser.add_argument("--precision", default=os.environ.get("DEMO_PRECISION", "auto"),
+                        choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"),
+                        help="training precision (default auto, or $DEMO_PRECISION: "
+                             "mixed_bfloat16 where the CPU computes bfloat16 natively)")
     parser.add_argument("--override", action="append", default=[],
                         help="config override section.key=value (repeatable)")
     args = parser.parse_args(argv)
     run_demo(out_dir=args.out_dir, steps=args.steps, data_root=args.data_root,
-             config=args.config, overrides=args.override)
+             config=args.config, overrides=args.override, precision=args.precision)
 
 
 if __name__ == "__main__":

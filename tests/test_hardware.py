@@ -1,0 +1,58 @@
+"""oasis_tf.training.hardware: the CPU's native bfloat16 flags and the precision the
+demo chooses from them (tools/demo.py --precision auto)."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from oasis_tf.config import load_config
+from oasis_tf.training import hardware
+
+REPO = Path(__file__).resolve().parents[1]
+FLAGS_AMX = "fpu vme sse2 avx2 avx512f avx512_bf16 amx_bf16 amx_tile amx_int8"
+FLAGS_AVX2 = "fpu vme sse2 avx2 fma"
+
+
+def _cpuinfo(tmp_path, flags):
+    path = tmp_path / "cpuinfo"
+    path.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\n"
+                    f"flags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: {flags}\n")
+    return path
+
+
+def test_native_bfloat16_flags(tmp_path):
+    assert hardware.native_bfloat16_flags(_cpuinfo(tmp_path, FLAGS_AMX)) == [
+        "amx_bf16", "avx512_bf16"]
+    assert hardware.native_bfloat16_flags(_cpuinfo(tmp_path, FLAGS_AVX2)) == []
+    assert hardware.native_bfloat16_flags(tmp_path / "missing") is None
+    assert "avx2" in hardware.cpu_flags(_cpuinfo(tmp_path, FLAGS_AVX2))
+
+
+def test_choose_cpu_precision(tmp_path):
+    policy, reason = hardware.choose_cpu_precision(cpuinfo=_cpuinfo(tmp_path, FLAGS_AMX))
+    assert policy == "mixed_bfloat16" and "amx_bf16" in reason and "natively" in reason
+    policy, reason = hardware.choose_cpu_precision(cpuinfo=_cpuinfo(tmp_path, FLAGS_AVX2))
+    assert policy == "float32" and "emulated" in reason
+    policy, reason = hardware.choose_cpu_precision(cpuinfo=tmp_path / "missing")
+    assert policy == "float32" and "could not read" in reason
+    assert hardware.choose_cpu_precision("float32", cpuinfo=_cpuinfo(tmp_path, FLAGS_AMX)) \
+        == ("float32", "as requested")
+
+
+def test_demo_precision_choice_respects_the_override_and_the_flag(monkeypatch, tmp_path):
+    spec = importlib.util.spec_from_file_location("oasis_demo_p", REPO / "tools" / "demo.py")
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    cfg = load_config("synthetic", overrides=["train.mixed_precision=float32"])
+    assert demo.choose_precision("auto", cfg, ["train.mixed_precision=float32"])[0] == "float32"
+    assert demo.choose_precision("mixed_bfloat16", cfg) == (
+        "mixed_bfloat16", "as requested (--precision)")
+    cpuinfo = _cpuinfo(tmp_path, FLAGS_AVX2)
+    real = hardware.choose_cpu_precision
+    monkeypatch.setattr(hardware, "choose_cpu_precision",
+                        lambda requested, default: real(requested, default, cpuinfo))
+    import tensorflow as tf
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("a GPU is visible: the demo keeps the preset's policy")
+    assert demo.choose_precision("auto", cfg)[0] == "float32"
