@@ -350,6 +350,13 @@ class TrainConfig(_Section):
             many steps (0 = constant rates, the official behaviour).
         init_gain: float. Gain of the xavier-normal initialisation of every
             conv kernel (official 0.02; only used when training from scratch).
+        vgg_loss: bool. Add the official VGG19 perceptual loss to the
+            generator loss (official `--add_vgg_loss`, off by default).
+        lambda_vgg: float. Weight of the VGG loss (official `--lambda_vgg` 10).
+        vgg_weights: str or None. torchvision's VGG19 state dict
+            `vgg19-dcbb9e9d.pth` (or an .npz of its keys), or "keras_imagenet"
+            for Keras' VGG19 ImageNet weights (a different network). Needed
+            when `vgg_loss` is on.
     """
 
     _section = "train"
@@ -378,6 +385,9 @@ class TrainConfig(_Section):
     spectral_norm_warmup: int = 0
     lr_warmup_steps: int = 0
     init_gain: float = OFFICIAL_INIT_GAIN
+    vgg_loss: bool = False
+    lambda_vgg: float = 10.0
+    vgg_weights: Optional[str] = None
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -402,8 +412,16 @@ class TrainConfig(_Section):
             seed=self.seed,
             spectral_norm_warmup=self.spectral_norm_warmup,
             lr_warmup_steps=self.lr_warmup_steps,
+            lambda_vgg=self.lambda_vgg,
         )
         _positive(s, init_gain=self.init_gain)
+        if self.vgg_loss and not self.vgg_weights:
+            from oasis_tf.vgg_loss import vgg19_missing_weights_message
+
+            raise ValueError(
+                f"{vgg19_missing_weights_message('`train.vgg_loss`')} Received: "
+                f"vgg_loss={self.vgg_loss}, vgg_weights={self.vgg_weights!r}"
+            )
         for key in ("beta_1", "beta_2", "ema_decay"):
             value = getattr(self, key)
             if not 0.0 <= value < 1.0:

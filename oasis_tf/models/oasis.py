@@ -11,6 +11,10 @@ One iteration, in the official order:
 3. EMA: every variable of the EMA generator (weights, spectral-norm u/v, BN
    statistics) moves to ``decay * ema + (1 - decay) * g``.
 
+With a ``vgg_loss`` (official ``--add_vgg_loss``) the G update minimises
+``loss_g + loss_g_vgg``, ``loss_g_vgg = lambda_vgg * VGG(fake, real)``; the VGG
+runs in float32 whatever the dtype policy.
+
 G runs 2 train-mode forwards and D 4 (3 without LabelMix) per iteration, as the
 official code, so power iterations and BN momentum updates match.
 
@@ -31,6 +35,8 @@ from oasis_tf.models.generator import OASISGenerator
 from oasis_tf.optimizers import TorchAdam
 
 METRIC_NAMES = ("loss_g", "loss_d_fake", "loss_d_real", "loss_d_labelmix", "loss_d")
+# Logged in addition when the VGG loss is on (lambda_vgg included).
+VGG_METRIC_NAME = "loss_g_vgg"
 
 
 def _replica_context():
@@ -143,11 +149,15 @@ class OASIS(keras.Model):
         class_balancing: class-balanced real-image losses (ablation switch).
         use_ema: keep an EMA generator (ablation switch).
         seed: seed of the in-graph noise and LabelMix bits.
+        vgg_loss: an ``oasis_tf.losses.VGGLoss`` to add to the generator loss
+            (official ``--add_vgg_loss``), or None (official default).
+        lambda_vgg: weight of the VGG loss (official 10).
     """
 
     def __init__(self, generator, discriminator, ema_generator=None, lambda_labelmix=10.0,
                  ema_decay=0.9999, dontcare_label=True, use_labelmix=True,
-                 class_balancing=True, use_ema=True, seed=0, **kwargs):
+                 class_balancing=True, use_ema=True, seed=0, vgg_loss=None, lambda_vgg=10.0,
+                 **kwargs):
         super().__init__(**kwargs)
         if generator.num_classes != discriminator.num_classes:
             raise ValueError(f"generator and discriminator disagree on num_classes: "
@@ -162,6 +172,12 @@ class OASIS(keras.Model):
         self.class_balancing = bool(class_balancing)
         self.use_ema = bool(use_ema)
         self.seed = int(seed)
+        self.lambda_vgg = float(lambda_vgg)
+        if vgg_loss is not None and not callable(vgg_loss):
+            raise ValueError(f"`vgg_loss` must be a VGGLoss or None. Received: "
+                             f"vgg_loss={vgg_loss!r}")
+        # A plain object (not tracked): its weights are constants, not model state.
+        self.vgg_loss = vgg_loss
         self.ema_generator = None
         if self.use_ema:
             if ema_generator is None:
@@ -170,7 +186,8 @@ class OASIS(keras.Model):
                 for target, source in zip(ema_generator.weights, generator.weights):
                     target.assign(source)
             self.ema_generator = ema_generator
-        self.loss_trackers = {name: keras.metrics.Mean(name=name) for name in METRIC_NAMES}
+        names = METRIC_NAMES + ((VGG_METRIC_NAME,) if vgg_loss is not None else ())
+        self.loss_trackers = {name: keras.metrics.Mean(name=name) for name in names}
         self.g_optimizer = None
         self.d_optimizer = None
         self.built = True
@@ -269,7 +286,15 @@ class OASIS(keras.Model):
         with tf.GradientTape() as tape:
             fake = G({"label": label, "noise": noise_g}, training=True)
             loss_g = losses.g_adversarial_loss(D(fake, training=True), label, weights, pixels)
-            scaled_g = _scale_loss(self.g_optimizer, loss_g)
+            total_g = loss_g
+            if self.vgg_loss is not None:
+                # the mean is over the global batch, as the other losses
+                global_batch = pixels / tf.cast(tf.shape(label)[1] * tf.shape(label)[2],
+                                                tf.float32)
+                loss_g_vgg = self.lambda_vgg * self.vgg_loss(fake, image,
+                                                             batch_size=global_batch)
+                total_g = loss_g + loss_g_vgg
+            scaled_g = _scale_loss(self.g_optimizer, total_g)
         g_grads = tape.gradient(scaled_g, G.trainable_variables)
         _apply(self.g_optimizer, g_grads, G.trainable_variables)
 
@@ -306,8 +331,10 @@ class OASIS(keras.Model):
         # Each replica holds its share of the global loss: the sum over replicas is
         # the global loss, so every replica reports the same values.
         shares = [loss_g, loss_d_fake, loss_d_real, loss_d_labelmix, loss_d]
+        if self.vgg_loss is not None:
+            shares.append(loss_g_vgg)
         totals = _all_reduce_sum([ops.cast(v, "float32") for v in shares])
-        for name, value in zip(METRIC_NAMES, totals):
+        for name, value in zip(self.loss_trackers, totals):
             self.loss_trackers[name].update_state(value)
         results = {name: tracker.result() for name, tracker in self.loss_trackers.items()}
         if _multi_worker():
@@ -395,11 +422,16 @@ class OASIS(keras.Model):
                 "lambda_labelmix": self.lambda_labelmix, "ema_decay": self.ema_decay,
                 "dontcare_label": self.dontcare_label, "use_labelmix": self.use_labelmix,
                 "class_balancing": self.class_balancing, "use_ema": self.use_ema,
-                "seed": self.seed}
+                "seed": self.seed, "lambda_vgg": self.lambda_vgg,
+                "vgg_loss": None if self.vgg_loss is None else self.vgg_loss.get_config()}
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
         config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
         config["discriminator"] = keras.saving.deserialize_keras_object(config["discriminator"])
+        if isinstance(config.get("vgg_loss"), dict):
+            from oasis_tf.vgg_loss import VGGLoss
+
+            config["vgg_loss"] = VGGLoss(**config["vgg_loss"])
         return cls(**config)

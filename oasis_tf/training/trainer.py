@@ -49,6 +49,7 @@ from oasis_tf.training import callbacks as cb
 from oasis_tf.training import distribute, precision
 from oasis_tf.training.checkpoints import (CheckpointManager, has_checkpoint,
                                            optimizer_checksum)
+from oasis_tf.vgg_loss import vgg_loss_from_config
 from oasis_tf.training.run_dir import (LOGGER_NAME, RunDir, create_run_dir, create_run_dir_at,
                                        next_run_path)
 
@@ -102,7 +103,8 @@ def build_model(config, strategy=None):
         model = OASIS(generator, discriminator, lambda_labelmix=t.lambda_labelmix,
                       ema_decay=t.ema_decay, dontcare_label=m.dontcare_label,
                       use_labelmix=t.use_labelmix, class_balancing=t.class_balancing,
-                      use_ema=t.use_ema, seed=t.seed)
+                      use_ema=t.use_ema, seed=t.seed, vgg_loss=vgg_loss_from_config(t),
+                      lambda_vgg=t.lambda_vgg)
         if t.spectral_norm_warmup > 0:  # opt-in; a resume restores u, v afterwards
             for network in (generator, discriminator, model.ema_generator):
                 if network is not None:
