@@ -217,6 +217,8 @@ class ModelConfig(_Section):
         d_channels: int. Discriminator base width (official 128).
         spade_hidden: int. Width of each SPADE block's shared conv (official
             128; it dominates the cost of narrow generators).
+        spade_ks: int. Kernel size of the SPADE convs, odd (official
+            `spade_ks` 3).
         dontcare_label: bool. Class 0 is "don't care" and weighted 0 in the
             losses.
     """
@@ -233,6 +235,7 @@ class ModelConfig(_Section):
     norm_type: str = "syncbatch"
     d_channels: int = 128
     spade_hidden: int = 128
+    spade_ks: int = 3
     dontcare_label: bool = True
 
     def __post_init__(self) -> None:
@@ -264,6 +267,12 @@ class ModelConfig(_Section):
                 f"{list(self.image_size)}, num_res_blocks={self.num_res_blocks}"
             )
         _one_of(s, "norm_type", self.norm_type, NORM_TYPES)
+        if self.spade_ks < 1 or self.spade_ks % 2 == 0:
+            raise ValueError(
+                f"`{s}.spade_ks` must be a positive odd int (the official padding "
+                f"ks // 2 keeps the size only for odd kernels). Received: "
+                f"spade_ks={self.spade_ks}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)

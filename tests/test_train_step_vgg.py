@@ -168,6 +168,7 @@ MIRRORED_VGG_STEP = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_two_replicas_equal_one_device_with_the_vgg_loss():
     result = subprocess.run([sys.executable, "-c", MIRRORED_VGG_STEP], capture_output=True,
                             text=True, timeout=600)

@@ -37,6 +37,12 @@ from oasis_tf.optimizers import TorchAdam
 METRIC_NAMES = ("loss_g", "loss_d_fake", "loss_d_real", "loss_d_labelmix", "loss_d")
 # Logged in addition when the VGG loss is on (lambda_vgg included).
 VGG_METRIC_NAME = "loss_g_vgg"
+# Streams of the in-graph randomness (``OASIS._stateless_seed``): the noise of the
+# G-update forward, the noise of the D-update forward, the LabelMix bits. The
+# numbers are part of the seeds, so changing them changes every run's draws.
+NOISE_STREAM_G_UPDATE = 1
+NOISE_STREAM_D_UPDATE = 2
+LABELMIX_STREAM = 3
 
 
 def _replica_context():
@@ -100,7 +106,7 @@ def _after(tensors, *values):
 
     The runtime runs every op as soon as its inputs are ready, so without this
     the discriminator update's forwards would run while the generator update's
-    backward pass still holds its activations (measured: +0.3 GB at 64x64)."""
+    backward pass still holds its activations (higher peak memory)."""
     with tf.control_dependencies([t for t in tensors if t is not None]):
         return [tf.identity(v) for v in values]
 
@@ -113,7 +119,7 @@ def _sequential_gradients(tape, loss, outputs, variables):
     run one after another, the last forward's first (as PyTorch's autograd
     orders them), so only one of them holds its gradient buffers at a time;
     run jointly, TensorFlow runs the three discriminator backward passes
-    together (measured: +0.3 GB at 64x64). ``tape`` must be persistent.
+    together (higher peak memory). ``tape`` must be persistent.
     """
     output_grads = tape.gradient(loss, outputs)
     total = None
@@ -248,14 +254,20 @@ class OASIS(keras.Model):
         return tf.stack([base + replica * 7919, step])
 
     def draw_noise(self, batch_size, stream):
-        """Standard normal noise [B, z_dim] drawn in-graph."""
+        """Standard normal noise [B, z_dim] drawn in-graph.
+
+        Args:
+            batch_size: B.
+            stream: ``NOISE_STREAM_G_UPDATE`` or ``NOISE_STREAM_D_UPDATE``.
+        """
         return tf.random.stateless_normal([batch_size, self.generator.z_dim],
                                           seed=self._stateless_seed(stream), alg="philox")
 
     def draw_labelmix_bits(self, batch_size):
         """One random bit per example and class, [B, num_classes]."""
         return tf.random.stateless_uniform([batch_size, self.num_classes],
-                                           seed=self._stateless_seed(3), maxval=2, alg="philox",
+                                           seed=self._stateless_seed(LABELMIX_STREAM), maxval=2,
+                                           alg="philox",
                                            dtype=tf.int32)
 
     # ------------------------------------------------------------ training
@@ -276,9 +288,11 @@ class OASIS(keras.Model):
         label = ops.cast(data["label"], "int32")
         batch_size = tf.shape(label)[0]
         noise_g = data.get("noise_g")
-        noise_g = self.draw_noise(batch_size, 1) if noise_g is None else noise_g
+        if noise_g is None:
+            noise_g = self.draw_noise(batch_size, NOISE_STREAM_G_UPDATE)
         noise_d = data.get("noise_d")
-        noise_d = self.draw_noise(batch_size, 2) if noise_d is None else noise_d
+        if noise_d is None:
+            noise_d = self.draw_noise(batch_size, NOISE_STREAM_D_UPDATE)
         weights, pixels = self._global_counts(label)
         G, D = self.generator, self.discriminator
 
@@ -393,21 +407,30 @@ class OASIS(keras.Model):
         """
         if self.ema_generator is None:
             return 0
-        ema, z_dim = self.ema_generator, self.generator.z_dim
-
-        @tf.function
-        def forward(label, seed_pair):
-            noise = tf.random.stateless_normal([tf.shape(label)[0], z_dim], seed=seed_pair,
-                                               alg="philox")
-            ema({"label": label, "noise": noise}, training=True)
-
+        forward = self._ema_refresh_forward()
         count = 0
         for batch in dataset:
-            forward(ops.cast(batch["label"], "int32"), tf.constant([seed, count]))
+            forward(ops.cast(batch["label"], "int32"),
+                    tf.constant([seed, count]))
             count += 1
             if count > num_batches:
                 break
         return count
+
+    def _ema_refresh_forward(self):
+        """One train-mode EMA forward as a ``tf.function``, built once per model
+        (a new one per call would be traced again every time)."""
+        if getattr(self, "_ema_refresh_fn", None) is None:
+            ema, z_dim = self.ema_generator, self.generator.z_dim
+
+            def forward(label, seed_pair):
+                noise = tf.random.stateless_normal([tf.shape(label)[0], z_dim],
+                                                   seed=seed_pair, alg="philox")
+                ema({"label": label, "noise": noise}, training=True)
+
+            # kept out of Keras' attribute tracking
+            object.__setattr__(self, "_ema_refresh_fn", tf.function(forward))
+        return self._ema_refresh_fn
 
     # ------------------------------------------------------------ misc
     def call(self, inputs, training=False):
