@@ -47,6 +47,8 @@ def run():
     model = oasis_tf.OASIS(g, d, lambda_labelmix=CFG["lambda_labelmix"],
                            ema_decay=CFG["ema_decay"], vgg_loss=vgg, lambda_vgg=LAMBDA_VGG)
     model.compile(lr_g=CFG["lr_g"], lr_d=CFG["lr_d"])
+    # the VGG's weights are constants of the loss, not model state (checkpoints)
+    assert not any("vgg19" in v.name for v in model.variables)
     batch = dict(image=np.transpose(b["image"], (0, 2, 3, 1)), label=b["label"],
                  labelmix_bits=np.tile(b["bits"][None], (BATCH, 1)),
                  noise_g=b["noise_g"], noise_d=b["noise_d"])
