@@ -61,6 +61,10 @@ def test_oasis_serialization_round_trip(tmp_path):
     (lambda: oasis_tf.OASISGenerator(3, (64, 64), spade_ks=2), "Received: spade_ks=2"),
     (lambda: oasis_tf.OASISDiscriminator(0), "Received: num_classes=0"),
     (lambda: oasis_tf.OASISDiscriminator(3, base_channels=1), "Received: base_channels=1"),
+    (lambda: oasis_tf.OASIS(*_tiny(), ema_decay=1.0), "Received: ema_decay=1.0"),
+    (lambda: oasis_tf.OASIS(*_tiny(), lambda_vgg=-1), "Received: lambda_vgg=-1"),
+    (lambda: oasis_tf.OASIS(_tiny(4)[0], _tiny(5)[1]),
+     "Received: generator.num_classes=4, discriminator.num_classes=5"),
 ])
 def test_constructors_validate_with_received(build, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):

@@ -167,7 +167,14 @@ class OASIS(keras.Model):
         super().__init__(**kwargs)
         if generator.num_classes != discriminator.num_classes:
             raise ValueError(f"generator and discriminator disagree on num_classes: "
-                             f"{generator.num_classes} vs {discriminator.num_classes}")
+                             f"{generator.num_classes} vs {discriminator.num_classes}. "
+                             f"Received: generator.num_classes={generator.num_classes}, "
+                             f"discriminator.num_classes={discriminator.num_classes}")
+        if not 0.0 <= float(ema_decay) < 1.0:
+            raise ValueError(f"`ema_decay` must be in [0, 1). Received: ema_decay={ema_decay}")
+        for key, value in (("lambda_labelmix", lambda_labelmix), ("lambda_vgg", lambda_vgg)):
+            if float(value) < 0.0:
+                raise ValueError(f"`{key}` must be >= 0. Received: {key}={value}")
         self.generator = generator
         self.discriminator = discriminator
         self.num_classes = generator.num_classes

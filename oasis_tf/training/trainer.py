@@ -128,7 +128,7 @@ def make_dataset_fn(config, data_root=None):
     """``fn(split="train", training=True, batch_size=None, input_context=None)`` ->
     a ``tf.data.Dataset`` from ``oasis_tf.data.load_dataset`` with the config's
     settings (``data_root`` overrides ``config.data.root``)."""
-    from oasis_tf import data as oasis_data  # imported late: optional dependency (PIL)
+    from oasis_tf import data as oasis_data
 
     d, m, t = config.data, config.model, config.train
     root = data_root if data_root is not None else d.root
