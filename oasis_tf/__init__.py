@@ -1,8 +1,8 @@
 """oasis_tf: OASIS semantic image synthesis in Keras 3 / TensorFlow.
 
-The public surface is documented in the README and in ``shared/API.md``:
-``OASISGenerator``, ``OASISDiscriminator``, ``oasis_tf.convert`` and, as they
-land, training, data, export and metrics.
+The public surface is documented in the README: ``OASIS``,
+``OASISGenerator``, ``OASISDiscriminator`` and the modules ``convert``,
+``data``, ``export``, ``inference``, ``losses``, ``metrics`` and ``training``.
 """
 
 from oasis_tf.models.generator import OASISGenerator

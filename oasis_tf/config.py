@@ -219,6 +219,8 @@ class ModelConfig(_Section):
         d_channels: int. Discriminator base width (official 128).
         spade_hidden: int. Width of each SPADE block's shared conv (official
             128; it dominates the cost of narrow generators).
+        spade_ks: int. Kernel size of the SPADE convs, odd (official
+            `spade_ks` 3).
         dontcare_label: bool. Class 0 is "don't care" and weighted 0 in the
             losses.
     """
@@ -235,6 +237,7 @@ class ModelConfig(_Section):
     norm_type: str = "syncbatch"
     d_channels: int = 128
     spade_hidden: int = 128
+    spade_ks: int = 3
     dontcare_label: bool = True
 
     def __post_init__(self) -> None:
@@ -266,6 +269,12 @@ class ModelConfig(_Section):
                 f"{list(self.image_size)}, num_res_blocks={self.num_res_blocks}"
             )
         _one_of(s, "norm_type", self.norm_type, NORM_TYPES)
+        if self.spade_ks < 1 or self.spade_ks % 2 == 0:
+            raise ValueError(
+                f"`{s}.spade_ks` must be a positive odd int (the official padding "
+                f"ks // 2 keeps the size only for odd kernels). Received: "
+                f"spade_ks={self.spade_ks}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -352,6 +361,13 @@ class TrainConfig(_Section):
             many steps (0 = constant rates, the official behaviour).
         init_gain: float. Gain of the xavier-normal initialisation of every
             conv kernel (official 0.02; only used when training from scratch).
+        vgg_loss: bool. Add the official VGG19 perceptual loss to the
+            generator loss (official `--add_vgg_loss`, off by default).
+        lambda_vgg: float. Weight of the VGG loss (official `--lambda_vgg` 10).
+        vgg_weights: str or None. torchvision's VGG19 state dict
+            `vgg19-dcbb9e9d.pth` (or an .npz of its keys), or "keras_imagenet"
+            for Keras' VGG19 ImageNet weights (a different network). Needed
+            when `vgg_loss` is on.
     """
 
     _section = "train"
@@ -380,6 +396,9 @@ class TrainConfig(_Section):
     spectral_norm_warmup: int = 0
     lr_warmup_steps: int = 0
     init_gain: float = OFFICIAL_INIT_GAIN
+    vgg_loss: bool = False
+    lambda_vgg: float = 10.0
+    vgg_weights: Optional[str] = None
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -404,8 +423,16 @@ class TrainConfig(_Section):
             seed=self.seed,
             spectral_norm_warmup=self.spectral_norm_warmup,
             lr_warmup_steps=self.lr_warmup_steps,
+            lambda_vgg=self.lambda_vgg,
         )
         _positive(s, init_gain=self.init_gain)
+        if self.vgg_loss and not self.vgg_weights:
+            from oasis_tf.vgg_loss import vgg19_missing_weights_message
+
+            raise ValueError(
+                f"{vgg19_missing_weights_message('`train.vgg_loss`')} Received: "
+                f"vgg_loss={self.vgg_loss}, vgg_weights={self.vgg_weights!r}"
+            )
         for key in ("beta_1", "beta_2", "ema_decay"):
             value = getattr(self, key)
             if not 0.0 <= value < 1.0:

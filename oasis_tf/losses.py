@@ -17,12 +17,17 @@ global loss, exactly as one device on the global batch.
 All losses cast their inputs to float32 (mixed precision) and return a float32
 scalar.
 
+``VGGLoss`` (the official optional VGG19 perceptual loss of the generator) lives
+in ``oasis_tf/vgg_loss.py``.
+
 Reference: Sushko et al., "You Only Need Adversarial Supervision for Semantic
 Image Synthesis", ICLR 2021.
 """
 
 import tensorflow as tf
 from keras import ops
+
+from oasis_tf.vgg_loss import VGGLoss
 
 __all__ = [
     "class_counts",
@@ -33,6 +38,7 @@ __all__ = [
     "labelmix_mask",
     "labelmix_images",
     "labelmix_loss",
+    "VGGLoss",
 ]
 
 

@@ -34,20 +34,26 @@ def _torch_generator(sd, label, z, num_classes, latent):
 
 
 GENERATOR_CASES = {
-    # name: (num_classes, ch, z_dim, image_size, use_3d_noise, spectral_norm, batch_norm, hint)
-    "cityscapes_aspect2": (35, 4, 64, (64, 128), True, True, True, {}),
-    "ade20k_classes_z16": (151, 2, 16, (64, 64), True, True, True, {"num_classes": 151}),
+    # name: (num_classes, ch, z_dim, image_size, use_3d_noise, spectral_norm, batch_norm, hint,
+    #        spade_ks)
+    "cityscapes_aspect2": (35, 4, 64, (64, 128), True, True, True, {}, 3),
+    "ade20k_classes_z16": (151, 2, 16, (64, 64), True, True, True, {"num_classes": 151}, 3),
     "no_3d_noise_no_sn_instance": (20, 2, 64, (32, 64), False, False, False,
-                                   {"use_3d_noise": False}),
+                                   {"use_3d_noise": False}, 3),
+    # official --spade_ks 5 (inferred from the SPADE weights' shapes)
+    "spade_ks5": (13, 2, 8, (64, 64), True, True, True, {"num_classes": 13}, 5),
 }
 
 
 @pytest.mark.parametrize("case", sorted(GENERATOR_CASES))
 def test_generator_matches_reference_forward(case):
-    c, ch, z_dim, size, noise3d, sn, bn, hint = GENERATOR_CASES[case]
-    sd = ref.random_state_dict(ref.generator_shapes(c, ch, z_dim, noise3d, sn, bn), seed=1)
+    c, ch, z_dim, size, noise3d, sn, bn, hint, spade_ks = GENERATOR_CASES[case]
+    sd = ref.random_state_dict(ref.generator_shapes(c, ch, z_dim, noise3d, sn, bn, spade_ks),
+                               seed=1)
     g = oasis_tf.convert.load_official_generator(sd, image_size=size, **hint)
     assert (g.num_classes, g.base_channels, g.spectral_norm) == (c, ch, sn)
+    assert g.spade_ks == spade_ks
+    assert oasis_tf.convert.export_state_dict(g).keys() == sd.keys()
     assert g.norm_type == ("syncbatch" if bn else "instance")
     if noise3d:
         assert g.z_dim == z_dim

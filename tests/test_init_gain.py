@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from oasis_tf.config import OFFICIAL_INIT_GAIN, load_config
-from oasis_tf.layers.spectral_norm import Conv2D
+from oasis_tf.layers.spectral_norm import SNConv2D
 from oasis_tf.training.trainer import build_model
 
 TINY = ["model.g_channels=4", "model.d_channels=4", "model.z_dim=4", "model.num_res_blocks=3",
@@ -13,7 +13,7 @@ TINY = ["model.g_channels=4", "model.d_channels=4", "model.z_dim=4", "model.num_
 
 
 def _kernels(network):
-    return [layer.kernel for layer in network._flatten_layers() if isinstance(layer, Conv2D)]
+    return [layer.kernel for layer in network._flatten_layers() if isinstance(layer, SNConv2D)]
 
 
 def _xavier_std(kernel, gain):

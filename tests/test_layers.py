@@ -7,7 +7,7 @@ import textwrap
 import numpy as np
 import tensorflow as tf
 
-from oasis_tf.layers import Conv2D, ParamFreeNorm, resize_nearest
+from oasis_tf.layers import SNConv2D, ParamFreeNorm, resize_nearest
 from oasis_tf.layers.resize import torch_nearest_indices
 
 
@@ -16,7 +16,7 @@ def _normalize(x):
 
 
 def _sn_layer(kernel_size=3, cin=5, cout=4, seed=0):
-    layer = Conv2D(cout, kernel_size, spectral_norm=True)
+    layer = SNConv2D(cout, kernel_size, spectral_norm=True)
     layer.build((None, None, None, cin))
     rng = np.random.default_rng(seed)
     layer.kernel.assign(rng.standard_normal(layer.kernel.shape).astype(np.float32))
@@ -166,7 +166,7 @@ def test_divide_by_scalar_matches_the_plain_division_and_its_gradient():
 
 
 def test_divide_by_scalar_takes_variables():
-    # A kernel variable (as Conv2D passes it) must not make the custom gradient
+    # A kernel variable (as SNConv2D passes it) must not make the custom gradient
     # see a variable read inside it (tf.custom_gradient would then reject it).
     from oasis_tf.layers.spectral_norm import divide_by_scalar
 

@@ -68,8 +68,9 @@ def test_training_mode_updates_state_and_inference_does_not():
 @pytest.mark.parametrize("kwargs,message", [
     (dict(image_size=(36, 64)), r"cannot be produced by 4 blocks.*multiples of 2\*\*3 = 8"),
     (dict(image_size=(30, 64)), r"\(30, 64\)"),
-    (dict(norm_type="group"), "norm_type must be one of"),
-    (dict(num_classes=0), "num_classes must be >= 1; got 0"),
+    (dict(norm_type="group"), "norm_type` must be one of.*Received: norm_type='group'"),
+    (dict(num_classes=0), r"num_classes` must be >= 1\. Received: num_classes=0"),
+    (dict(spade_ks=4), "spade_ks` must be a positive odd int. Received: spade_ks=4"),
 ])
 def test_generator_rejects_bad_construction(kwargs, message):
     with pytest.raises(ValueError, match=message):

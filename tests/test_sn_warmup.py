@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from oasis_tf.config import load_config
-from oasis_tf.layers.spectral_norm import Conv2D, spectral_norm_warmup
+from oasis_tf.layers.spectral_norm import SNConv2D, spectral_norm_warmup
 from oasis_tf.models.factory import discriminator_from_config, generator_from_config
 from oasis_tf.models.oasis import OASIS
 from oasis_tf.training.trainer import build_model
@@ -17,7 +17,7 @@ TINY = ["model.g_channels=4", "model.d_channels=4", "model.z_dim=4", "model.num_
 
 def _sn_layers(network):
     return [layer for layer in network._flatten_layers()
-            if isinstance(layer, Conv2D) and layer.spectral_norm]
+            if isinstance(layer, SNConv2D) and layer.spectral_norm]
 
 
 def _true_sigma(layer):
@@ -32,7 +32,7 @@ def _sn_state(model):
 
 def test_power_iteration_converges_to_largest_singular_value():
     keras.utils.set_random_seed(1)
-    layer = Conv2D(8, 3, spectral_norm=True)
+    layer = SNConv2D(8, 3, spectral_norm=True)
     layer.build((None, 5, 5, 6))
     u0 = np.asarray(layer.sn_u).copy()
     assert float(layer.power_iteration(0)) == pytest.approx(
@@ -43,7 +43,7 @@ def test_power_iteration_converges_to_largest_singular_value():
     # stored: the inference kernel is W / sigma_max, i.e. spectral norm 1
     w = np.asarray(layer.normalized_kernel(training=False)).reshape(-1, 8).T
     assert np.linalg.svd(w, compute_uv=False)[0] == pytest.approx(1.0, rel=1e-4)
-    assert Conv2D(4, 3).power_iteration(5) is None  # no spectral norm: nothing to do
+    assert SNConv2D(4, 3).power_iteration(5) is None  # no spectral norm: nothing to do
 
 
 @pytest.fixture(scope="module")

@@ -103,8 +103,10 @@ def _conv_keys(shapes, prefix, cout, cin, k, bias=True, sn=True):
         shapes[prefix + ".weight"] = (cout, cin, k, k)
 
 
-def generator_shapes(num_classes, ch, z_dim, use_3d_noise=True, sn=True, batch_norm=True):
-    """Official generator key -> shape (README section 1.1)."""
+def generator_shapes(num_classes, ch, z_dim, use_3d_noise=True, sn=True, batch_norm=True,
+                     spade_ks=3):
+    """Official generator key -> shape (README section 1.1); ``spade_ks`` is the
+    official option of that name (kernel size of the SPADE convs)."""
     widths = [16 * ch, 16 * ch, 16 * ch, 8 * ch, 4 * ch, 2 * ch, ch]
     cond = num_classes + (z_dim if use_3d_noise else 0)
     shapes = {}
@@ -124,9 +126,9 @@ def generator_shapes(num_classes, ch, z_dim, use_3d_noise=True, sn=True, batch_n
                 shapes[p + ".first_norm.running_mean"] = (c,)
                 shapes[p + ".first_norm.running_var"] = (c,)
                 shapes[p + ".first_norm.num_batches_tracked"] = ()
-            _conv_keys(shapes, p + ".mlp_shared.0", 128, cond, 3, sn=False)
-            _conv_keys(shapes, p + ".mlp_gamma", c, 128, 3, sn=False)
-            _conv_keys(shapes, p + ".mlp_beta", c, 128, 3, sn=False)
+            _conv_keys(shapes, p + ".mlp_shared.0", 128, cond, spade_ks, sn=False)
+            _conv_keys(shapes, p + ".mlp_gamma", c, 128, spade_ks, sn=False)
+            _conv_keys(shapes, p + ".mlp_beta", c, 128, spade_ks, sn=False)
     _conv_keys(shapes, "fc", 16 * ch, cond, 3, sn=False)
     return shapes
 

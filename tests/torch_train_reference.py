@@ -172,6 +172,59 @@ def adversarial_loss(logits, onehot, for_real, dontcare_label=True, class_balanc
     return (ce * class_weight_map(onehot, dontcare_label, class_balancing)).mean()
 
 
+# ------------------------------------------------------------ VGG loss
+# torchvision's cfg "E" (VGG19): 3x3 convs (each followed by ReLU) and "M" max pools.
+VGG19_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
+             512, 512, 512, 512, "M", 512, 512, 512, 512, "M"]
+
+
+def vgg19_features(seed=0):
+    """An ``nn.Sequential`` in the layout of ``torchvision.models.vgg19().features``
+    (same indices, so the same state-dict keys), torchvision's init (kaiming
+    normal, fan_out) and random nonzero biases; no gradients into it."""
+    torch.manual_seed(seed)
+    layers, cin = [], 3
+    for v in VGG19_CFG:
+        if v == "M":
+            layers.append(torch.nn.MaxPool2d(kernel_size=2, stride=2))
+        else:
+            conv = torch.nn.Conv2d(cin, v, kernel_size=3, padding=1)
+            torch.nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+            torch.nn.init.uniform_(conv.bias, -0.1, 0.1)
+            layers += [conv, torch.nn.ReLU(inplace=True)]
+            cin = v
+    features = torch.nn.Sequential(*layers)
+    for p in features.parameters():
+        p.requires_grad_(False)
+    return features
+
+
+def vgg19_state_dict(features):
+    """The torchvision-style keys ``features.N.weight`` / ``.bias`` as numpy."""
+    return {f"features.{k}": v.detach().numpy().copy() for k, v in features.state_dict().items()}
+
+
+def official_vgg_loss(features, x, y):
+    """The official models/losses.py VGGLoss.forward with models/vggloss.py's slices
+    (relu1_1 .. relu5_1), weights 1/32 .. 1, L1 means, real features detached."""
+    bounds = [(0, 2), (2, 7), (7, 12), (12, 21), (21, 30)]
+    weights = [1.0 / 32, 1.0 / 16, 1.0 / 8, 1.0 / 4, 1.0]
+
+    def run(h):
+        out = []
+        for a, b in bounds:
+            for i in range(a, b):
+                h = features[i](h)
+            out.append(h)
+        return out
+
+    x_vgg, y_vgg = run(x), run(y)
+    loss = 0
+    for i in range(len(x_vgg)):
+        loss += weights[i] * F.l1_loss(x_vgg[i], y_vgg[i].detach())
+    return loss
+
+
 # ------------------------------------------------------------ the iteration
 class TorchOASISTrainer:
     """The official training loop body (README 4.2) on official state dicts.
@@ -184,11 +237,18 @@ class TorchOASISTrainer:
         dontcare_label: class 0 is the don't-care class.
         class_balancing: class-balanced real losses.
         dtype: float dtype of the computation (float64 for diagnostics).
+        vgg_features: optional ``vgg19_features()`` module: the official
+            ``--add_vgg_loss`` (``lambda_vgg * VGGLoss(fake, image)`` added to
+            the generator loss).
+        lambda_vgg: weight of the VGG loss.
     """
 
     def __init__(self, g_state, d_state, lr_g, lr_d, lambda_labelmix, ema_decay,
-                 dontcare_label=True, class_balancing=True, dtype=torch.float32):
+                 dontcare_label=True, class_balancing=True, dtype=torch.float32,
+                 vgg_features=None, lambda_vgg=10.0):
         self.dtype = dtype
+        self.vgg_features = vgg_features
+        self.lambda_vgg = lambda_vgg
         self.g = TorchState(g_state, dtype)
         self.d = TorchState(d_state, dtype)
         self.ema = {k: v.detach().clone() for k, v in self.g.state.items()}
@@ -249,7 +309,11 @@ class TorchOASISTrainer:
         self.opt_g.zero_grad()
         fake = generator(self.g, onehot, z_g, latent_hw)
         loss_g = self._loss(discriminator(self.d, fake), onehot, for_real=True)
-        loss_g.backward()
+        total_g = loss_g
+        if self.vgg_features is not None:
+            loss_g_vgg = self.lambda_vgg * official_vgg_loss(self.vgg_features, fake, image)
+            total_g = loss_g + loss_g_vgg
+        total_g.backward()
         self.opt_g.step()
 
         # --- D update
@@ -277,6 +341,8 @@ class TorchOASISTrainer:
                 self.ema[key] = new.to(ema.dtype)
         values = dict(loss_g=loss_g, loss_d_fake=loss_fake, loss_d_real=loss_real,
                       loss_d_labelmix=loss_lm, loss_d=loss_d)
+        if self.vgg_features is not None:
+            values["loss_g_vgg"] = loss_g_vgg
         return {name: float(value.detach()) for name, value in values.items()}
 
     def states(self):

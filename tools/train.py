@@ -6,6 +6,8 @@
     python tools/train.py --resume runs/synthetic-0003          # continue a killed run
     python tools/train.py --config ade20k --backup_dir runs/ade20k-job   # restartable job
     python tools/train.py --config synthetic --dry_run          # plan + one step, no files
+    python tools/train.py --config ade20k --init_from checkpoints/oasis_ade20k_pretrained/models
+                                                                 # fine-tune published weights
     python tools/train.py --config ade20k --strategy mirrored   # all local GPUs
     TF_CONFIG='{"cluster": {"worker": ["h0:12345", "h1:12345"]},
                 "task": {"type": "worker", "index": 0}}' \
@@ -51,6 +53,11 @@ flags.DEFINE_string("resume", None, "Run folder to continue from its newest chec
 flags.DEFINE_string("backup_dir", None, "Fixed run folder: created on the first start, "
                     "continued from its newest checkpoint when the same command runs again "
                     "(restartable jobs; like keras.callbacks.BackupAndRestore).")
+flags.DEFINE_string("init_from", None, "Fine-tune: start from the weights in this folder "
+                    "(an official models/ folder with best_G.pth, best_D.pth, best_EMA.pth; "
+                    "a folder of .keras files; or a run folder) with fresh optimizers at "
+                    "step 0. A different class count re-initialises the class-dependent "
+                    "layers.")
 flags.DEFINE_string("fid_extractor", None, "FID every train.fid_every steps: "
                     "standard:<classify_image_graph_def.pb|tgz>, keras[:<weights.h5>] or auto.")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multiworker"],
@@ -69,6 +76,9 @@ def main(argv):
 
     if FLAGS.resume is not None and FLAGS.backup_dir is not None:
         raise app.UsageError("give --resume or --backup_dir, not both")
+    if FLAGS.resume is not None and FLAGS.init_from is not None:
+        raise app.UsageError("give --resume or --init_from, not both (a resume continues "
+                             "from the run's own checkpoint)")
     saved = FLAGS.resume or FLAGS.backup_dir
     if saved is not None and os.path.exists(os.path.join(saved, "config.yaml")):
         source = FLAGS.config or os.path.join(saved, "config.yaml")
@@ -80,7 +90,7 @@ def main(argv):
     result = train(config, data_root=FLAGS.data_root, runs_root=FLAGS.run_dir,
                    resume=FLAGS.resume, max_steps=FLAGS.max_steps, dry_run=FLAGS.dry_run,
                    strategy=strategy, fid_extractor=FLAGS.fid_extractor,
-                   backup_dir=FLAGS.backup_dir)
+                   backup_dir=FLAGS.backup_dir, init_from=FLAGS.init_from)
     if result.failed:
         print(f"train: stopped: {result.failure}; last good checkpoint: "
               f"{result.last_checkpoint}", file=sys.stderr)

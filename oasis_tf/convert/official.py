@@ -215,7 +215,8 @@ def _describe(model):
         return (f"num_classes={model.num_classes}, z_dim={model.z_dim}, "
                 f"base_channels={model.base_channels}, num_res_blocks={model.num_res_blocks}, "
                 f"use_3d_noise={model.use_3d_noise}, spectral_norm={model.spectral_norm}, "
-                f"norm_type={model.norm_type!r}")
+                f"norm_type={model.norm_type!r}, spade_hidden={model.spade_hidden}, "
+                f"spade_ks={model.spade_ks}")
     return (f"num_classes={model.num_classes}, base_channels={model.base_channels}, "
             f"spectral_norm={model.spectral_norm}")
 
@@ -267,7 +268,7 @@ def infer_generator_config(state_dict, image_size, z_dim=None, num_classes=None,
     spectral = "body.0.conv_0.weight_orig" in state_dict
     norm_type = "syncbatch" if "body.0.norm_0.first_norm.running_mean" in state_dict \
         else "instance"
-    hidden = _shape(state_dict, "body.0.norm_0.mlp_shared.0.weight", source)[0]
+    hidden, _, spade_ks, _ = _shape(state_dict, "body.0.norm_0.mlp_shared.0.weight", source)
     if not use_3d_noise:
         if num_classes is not None and num_classes != fc_in:
             raise CheckpointMismatchError(
@@ -290,7 +291,7 @@ def infer_generator_config(state_dict, image_size, z_dim=None, num_classes=None,
     return dict(num_classes=int(num_classes), image_size=tuple(image_size),
                 base_channels=int(ch), z_dim=int(z_dim), num_res_blocks=len(blocks),
                 use_3d_noise=bool(use_3d_noise), spectral_norm=spectral,
-                norm_type=norm_type, spade_hidden=int(hidden))
+                norm_type=norm_type, spade_hidden=int(hidden), spade_ks=int(spade_ks))
 
 
 def infer_discriminator_config(state_dict, source="state dict"):

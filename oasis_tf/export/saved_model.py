@@ -133,10 +133,8 @@ def _metadata(generator, discriminator, model_name, version, palette, class_name
             "inputs": {"image": f"uint8 [batch, {h}, {w}, 3]"},
             "outputs": {"label_map": f"int32 [batch, {h}, {w}] (argmax over the real "
                                      f"classes; fake excluded)"}}
-    try:
-        from oasis_tf import __version__
-    except ImportError:  # pragma: no cover
-        __version__ = None
+    from oasis_tf import __version__
+
     return {
         "format": "oasis_tf.export", "format_version": FORMAT_VERSION,
         "oasis_tf_version": __version__, "model_name": model_name, "version": int(version),

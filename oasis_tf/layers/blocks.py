@@ -5,13 +5,19 @@ from keras import ops
 
 from oasis_tf.layers.resize import avg_pool_2x, resize_nearest, upsample_2x
 from oasis_tf.layers.spade import SPADE
-from oasis_tf.layers.spectral_norm import Conv2D
+from oasis_tf.layers.spectral_norm import SNConv2D
 
 LEAKY_SLOPE = 0.2
 
 
 def leaky_relu(x):
     return ops.leaky_relu(x, negative_slope=LEAKY_SLOPE)
+
+
+def _check_positive(**values):
+    for key, value in values.items():
+        if int(value) < 1:
+            raise ValueError(f"`{key}` must be >= 1. Received: {key}={value}")
 
 
 @keras.saving.register_keras_serializable(package="oasis_tf")
@@ -28,26 +34,30 @@ class SPADEResBlock(keras.layers.Layer):
         spectral_norm: spectrally normalise the three convs.
         norm_type: SPADE's parameter-free normalisation.
         spade_hidden: width of SPADE's shared conv.
+        spade_ks: kernel size of the SPADE convs (official ``spade_ks`` 3).
     """
 
     def __init__(self, fin, fout, cond_channels, spectral_norm=True,
-                 norm_type="syncbatch", spade_hidden=128, **kwargs):
+                 norm_type="syncbatch", spade_hidden=128, spade_ks=3, **kwargs):
         super().__init__(**kwargs)
+        _check_positive(fin=fin, fout=fout, cond_channels=cond_channels,
+                        spade_hidden=spade_hidden)
         self.fin, self.fout = int(fin), int(fout)
         self.fmid = min(self.fin, self.fout)
         self.cond_channels = int(cond_channels)
         self.spectral_norm = bool(spectral_norm)
         self.norm_type = norm_type
         self.spade_hidden = int(spade_hidden)
+        self.spade_ks = int(spade_ks)
         self.learned_shortcut = self.fin != self.fout
         spade = dict(cond_channels=self.cond_channels, hidden=self.spade_hidden,
-                     norm_type=norm_type)
-        self.conv_0 = Conv2D(self.fmid, 3, spectral_norm=spectral_norm, name="conv_0")
-        self.conv_1 = Conv2D(self.fout, 3, spectral_norm=spectral_norm, name="conv_1")
+                     kernel_size=self.spade_ks, norm_type=norm_type)
+        self.conv_0 = SNConv2D(self.fmid, 3, spectral_norm=spectral_norm, name="conv_0")
+        self.conv_1 = SNConv2D(self.fout, 3, spectral_norm=spectral_norm, name="conv_1")
         self.norm_0 = SPADE(self.fin, name="norm_0", **spade)
         self.norm_1 = SPADE(self.fmid, name="norm_1", **spade)
         if self.learned_shortcut:
-            self.conv_s = Conv2D(self.fout, 1, use_bias=False,
+            self.conv_s = SNConv2D(self.fout, 1, use_bias=False,
                                  spectral_norm=spectral_norm, name="conv_s")
             self.norm_s = SPADE(self.fin, name="norm_s", **spade)
 
@@ -79,7 +89,7 @@ class SPADEResBlock(keras.layers.Layer):
         config = super().get_config()
         config.update(fin=self.fin, fout=self.fout, cond_channels=self.cond_channels,
                       spectral_norm=self.spectral_norm, norm_type=self.norm_type,
-                      spade_hidden=self.spade_hidden)
+                      spade_hidden=self.spade_hidden, spade_ks=self.spade_ks)
         return config
 
 
@@ -103,16 +113,18 @@ class DResBlock(keras.layers.Layer):
     def __init__(self, fin, fout, direction, first=False, spectral_norm=True, **kwargs):
         super().__init__(**kwargs)
         if direction not in ("down", "up"):
-            raise ValueError(f"direction must be 'down' or 'up'; got {direction!r}")
+            raise ValueError(f"`direction` must be 'down' or 'up'. Received: "
+                             f"direction={direction!r}")
+        _check_positive(fin=fin, fout=fout)
         self.fin, self.fout = int(fin), int(fout)
         self.direction = direction
         self.first = bool(first)
         self.spectral_norm = bool(spectral_norm)
         self.learned_shortcut = self.fin != self.fout
-        self.conv1 = Conv2D(self.fout, 3, spectral_norm=spectral_norm, name="conv1")
-        self.conv2 = Conv2D(self.fout, 3, spectral_norm=spectral_norm, name="conv2")
+        self.conv1 = SNConv2D(self.fout, 3, spectral_norm=spectral_norm, name="conv1")
+        self.conv2 = SNConv2D(self.fout, 3, spectral_norm=spectral_norm, name="conv2")
         if self.learned_shortcut:
-            self.conv_s = Conv2D(self.fout, 1, spectral_norm=spectral_norm, name="conv_s")
+            self.conv_s = SNConv2D(self.fout, 1, spectral_norm=spectral_norm, name="conv_s")
 
     def build(self, input_shape=None):
         if self.built:

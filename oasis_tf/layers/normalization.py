@@ -54,7 +54,12 @@ class ParamFreeNorm(keras.layers.Layer):
     def __init__(self, norm_type="syncbatch", momentum=0.1, epsilon=1e-5, **kwargs):
         super().__init__(**kwargs)
         if norm_type not in NORM_TYPES:
-            raise ValueError(f"norm_type must be one of {NORM_TYPES}; got {norm_type!r}")
+            raise ValueError(f"`norm_type` must be one of {NORM_TYPES}. Received: "
+                             f"norm_type={norm_type!r}")
+        if not 0.0 <= float(momentum) <= 1.0:
+            raise ValueError(f"`momentum` must be in [0, 1]. Received: momentum={momentum}")
+        if float(epsilon) < 0.0:
+            raise ValueError(f"`epsilon` must be >= 0. Received: epsilon={epsilon}")
         self.norm_type = norm_type
         self.momentum = float(momentum)
         self.epsilon = float(epsilon)

@@ -5,7 +5,7 @@ from keras import ops
 
 from oasis_tf.layers.normalization import ParamFreeNorm
 from oasis_tf.layers.resize import resize_nearest
-from oasis_tf.layers.spectral_norm import Conv2D
+from oasis_tf.layers.spectral_norm import SNConv2D
 
 
 @keras.saving.register_keras_serializable(package="oasis_tf")
@@ -28,15 +28,22 @@ class SPADE(keras.layers.Layer):
     def __init__(self, channels, cond_channels, hidden=128, kernel_size=3,
                  norm_type="syncbatch", **kwargs):
         super().__init__(**kwargs)
+        for key, value in (("channels", channels), ("cond_channels", cond_channels),
+                           ("hidden", hidden)):
+            if int(value) < 1:
+                raise ValueError(f"`{key}` must be >= 1. Received: {key}={value}")
+        if int(kernel_size) < 1 or int(kernel_size) % 2 == 0:
+            raise ValueError(f"`kernel_size` must be a positive odd int (official padding "
+                             f"kernel_size // 2). Received: kernel_size={kernel_size}")
         self.channels = int(channels)
         self.cond_channels = int(cond_channels)
         self.hidden = int(hidden)
         self.kernel_size = int(kernel_size)
         self.norm_type = norm_type
         self.first_norm = ParamFreeNorm(norm_type, name="first_norm")
-        self.mlp_shared = Conv2D(self.hidden, self.kernel_size, name="mlp_shared")
-        self.mlp_gamma = Conv2D(self.channels, self.kernel_size, name="mlp_gamma")
-        self.mlp_beta = Conv2D(self.channels, self.kernel_size, name="mlp_beta")
+        self.mlp_shared = SNConv2D(self.hidden, self.kernel_size, name="mlp_shared")
+        self.mlp_gamma = SNConv2D(self.channels, self.kernel_size, name="mlp_gamma")
+        self.mlp_beta = SNConv2D(self.channels, self.kernel_size, name="mlp_beta")
 
     def build(self, input_shape=None):
         if self.built:

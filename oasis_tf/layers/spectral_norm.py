@@ -40,9 +40,10 @@ def divide_by_scalar(x, scale):
     TensorFlow's own gradient of a division precomputes ``-x / scale / scale``,
     a tensor the size of ``x``, as soon as ``x`` exists (it needs nothing from
     the backward pass), and holds it until the backward pass: for every
-    spectrally normalised kernel of every training forward (measured: ~0.35 GB
-    at the official discriminator width). Here the gradient w.r.t. ``scale`` is
-    ``-sum(dy * y) / scale`` with the output ``y`` the convolution keeps anyway.
+    spectrally normalised kernel of every training forward (a sizeable share
+    of the peak memory at the official discriminator width). Here the gradient
+    w.r.t. ``scale`` is ``-sum(dy * y) / scale`` with the output ``y`` the
+    convolution keeps anyway.
     The forward value is the plain division (as PyTorch's ``weight / sigma``).
     """
     # Tensors, not variables: a custom gradient must not read variables itself.
@@ -85,12 +86,15 @@ def torch_xavier_normal(gain=0.02):
 
 
 @keras.saving.register_keras_serializable(package="oasis_tf")
-class Conv2D(keras.layers.Layer):
-    """Stride-1, zero-padded conv, optionally spectrally normalised.
+class SNConv2D(keras.layers.Layer):
+    """Stride-1, zero-padded conv with PyTorch's init and padding, optionally
+    spectrally normalised (``torch.nn.utils.spectral_norm`` semantics).
+
+    Named apart from ``keras.layers.Conv2D``, which it does not extend.
 
     Args:
         filters: output channels.
-        kernel_size: square kernel size (3 -> padding 1, 1 -> padding 0).
+        kernel_size: odd square kernel size (padding ``kernel_size // 2``).
         use_bias: add a bias (not spectrally normalised).
         spectral_norm: apply PyTorch-style spectral normalisation.
     """
@@ -98,6 +102,11 @@ class Conv2D(keras.layers.Layer):
     def __init__(self, filters, kernel_size=3, use_bias=True, spectral_norm=False,
                  **kwargs):
         super().__init__(**kwargs)
+        if int(filters) < 1:
+            raise ValueError(f"`filters` must be >= 1. Received: filters={filters}")
+        if int(kernel_size) < 1 or int(kernel_size) % 2 == 0:
+            raise ValueError(f"`kernel_size` must be a positive odd int. Received: "
+                             f"kernel_size={kernel_size}")
         self.filters = int(filters)
         self.kernel_size = int(kernel_size)
         self.use_bias = bool(use_bias)
@@ -175,8 +184,8 @@ class Conv2D(keras.layers.Layer):
         # Normalise the kernel once the input exists (as PyTorch's pre-forward
         # hook does): the kernel only needs the variables, so in a graph it
         # would otherwise be computed at the start of the training step and its
-        # copy held until this layer runs (measured: ~0.3 GB for the three
-        # discriminator forwards of the D update at the ADE20K size).
+        # copy held until this layer runs (for the three discriminator forwards
+        # of the D update as well).
         with tf.control_dependencies([x]):
             kernel = ops.cast(self.normalized_kernel(bool(training)), x.dtype)
         y = ops.conv(x, kernel, strides=1, padding="same" if self.kernel_size > 1 else "valid")
@@ -194,8 +203,12 @@ class Conv2D(keras.layers.Layer):
         return config
 
 
+# Files saved before the rename name the class "oasis_tf>Conv2D"; they still load.
+keras.saving.get_custom_objects()["oasis_tf>Conv2D"] = SNConv2D
+
+
 def spectral_norm_warmup(model, iterations):
-    """``power_iteration(iterations)`` on every spectrally normalised ``Conv2D``
+    """``power_iteration(iterations)`` on every spectrally normalised ``SNConv2D``
     inside ``model`` (a layer or model, built); returns the number of layers.
 
     Opt-in (``train.spectral_norm_warmup``; the official code does no warm-up).
@@ -204,14 +217,14 @@ def spectral_norm_warmup(model, iterations):
     if int(iterations) <= 0:
         return count
     for layer in model._flatten_layers(include_self=True, recursive=True):
-        if isinstance(layer, Conv2D) and layer.spectral_norm and layer.built:
+        if isinstance(layer, SNConv2D) and layer.spectral_norm and layer.built:
             layer.power_iteration(iterations)
             count += 1
     return count
 
 
 def reinitialize_kernels(model, gain):
-    """Redraws the kernel of every ``Conv2D`` inside ``model`` (built) from
+    """Redraws the kernel of every ``SNConv2D`` inside ``model`` (built) from
     ``xavier_normal(gain)`` (the official init is gain 0.02); biases, spectral-norm
     vectors and everything else are kept. Returns the number of kernels.
 
@@ -219,12 +232,12 @@ def reinitialize_kernels(model, gain):
     weights of narrow networks are ~1e-3, so the first Adam steps (~lr per weight)
     change them by a large fraction, which the spectral norm's single power
     iteration does not follow; at the demo's size the discriminator blows up in the
-    first ~30 steps and then sits at uniform logits for hundreds of steps (measured
-    in configs/synthetic.yaml). Draws from Keras' global seed (``train.seed``)."""
+    first ~30 steps and then sits at uniform logits for hundreds of steps (see
+    configs/synthetic.yaml). Draws from Keras' global seed (``train.seed``)."""
     initializer = torch_xavier_normal(gain)
     count = 0
     for layer in model._flatten_layers(include_self=True, recursive=True):
-        if isinstance(layer, Conv2D) and layer.built:
+        if isinstance(layer, SNConv2D) and layer.built:
             layer.kernel.assign(initializer(layer.kernel.shape, dtype=layer.kernel.dtype))
             count += 1
     return count

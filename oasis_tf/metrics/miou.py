@@ -192,12 +192,9 @@ def segment_with(segmenter, images) -> np.ndarray:
         segmenter = _SAVED_MODEL_CACHE[path]
     if not callable(segmenter):
         raise TypeError(f"segmenter must be a Keras model, a callable or a SavedModel path; got {type(segmenter)}")
-    try:
-        import keras
+    import keras
 
-        is_keras = isinstance(segmenter, keras.Model)
-    except ImportError:  # pragma: no cover
-        is_keras = False
+    is_keras = isinstance(segmenter, keras.Model)
     output = segmenter(images, training=False) if is_keras else segmenter(images)
     return _to_ids(output)
 

@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from oasis_tf.layers.blocks import DResBlock
-from oasis_tf.layers.spectral_norm import Conv2D
+from oasis_tf.layers.spectral_norm import SNConv2D
 
 NUM_DOWN_BLOCKS = 6  # the official U-Net has exactly six encoder blocks
 
@@ -42,9 +42,12 @@ class OASISDiscriminator(keras.Model):
         self.num_classes = int(num_classes)
         self.base_channels = int(base_channels)
         self.spectral_norm = bool(spectral_norm)
-        if self.num_classes < 1 or self.base_channels < 2:
-            raise ValueError(f"num_classes must be >= 1 and base_channels >= 2; got "
-                             f"{self.num_classes} and {self.base_channels}")
+        if self.num_classes < 1:
+            raise ValueError(f"`num_classes` must be >= 1. Received: "
+                             f"num_classes={self.num_classes}")
+        if self.base_channels < 2:
+            raise ValueError(f"`base_channels` must be >= 2. Received: "
+                             f"base_channels={self.base_channels}")
         ch, last = discriminator_widths(self.base_channels)
         self.encoder_widths, self.last_width = ch, last
         sn = self.spectral_norm
@@ -56,7 +59,7 @@ class OASISDiscriminator(keras.Model):
         up += [(2 * ch[1], last)]
         self.body_up = [DResBlock(fin, fout, "up", spectral_norm=sn, name=f"body_up_{i}")
                         for i, (fin, fout) in enumerate(up)]
-        self.layer_up_last = Conv2D(self.num_classes + 1, 1, name="layer_up_last")
+        self.layer_up_last = SNConv2D(self.num_classes + 1, 1, name="layer_up_last")
         for block in self.body_down + self.body_up:
             block.build()
         self.layer_up_last.build((None, None, None, last))
@@ -107,8 +110,10 @@ class OASISDiscriminator(keras.Model):
         return self.intermediates(image, training=training)["logits"]
 
     def get_config(self):
-        return {"name": self.name, "num_classes": self.num_classes,
-                "base_channels": self.base_channels, "spectral_norm": self.spectral_norm}
+        config = super().get_config()  # name, trainable, dtype (policy)
+        config.update(num_classes=self.num_classes, base_channels=self.base_channels,
+                      spectral_norm=self.spectral_norm)
+        return config
 
     @classmethod
     def from_config(cls, config):

@@ -18,7 +18,8 @@ def generator_from_config(model_config, name="generator", dataset=None):
                           base_channels=m.g_channels, z_dim=m.z_dim,
                           num_res_blocks=m.num_res_blocks, use_3d_noise=m.use_3d_noise,
                           spectral_norm=m.spectral_norm, norm_type=m.norm_type,
-                          spade_hidden=m.spade_hidden, dataset=dataset, name=name)
+                          spade_hidden=m.spade_hidden, spade_ks=m.spade_ks, dataset=dataset,
+                          name=name)
 
 
 def discriminator_from_config(model_config, name="discriminator"):

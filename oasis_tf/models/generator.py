@@ -7,7 +7,7 @@ from keras import ops
 from oasis_tf.layers.blocks import SPADEResBlock, leaky_relu
 from oasis_tf.layers.normalization import NORM_TYPES
 from oasis_tf.layers.resize import resize_nearest, upsample_2x
-from oasis_tf.layers.spectral_norm import Conv2D
+from oasis_tf.layers.spectral_norm import SNConv2D
 
 # Official channel multipliers for six blocks: [16, 16, 16, 8, 4, 2, 1] x ch.
 _OFFICIAL_MULTIPLIERS = (16, 16, 16, 8, 4, 2, 1)
@@ -57,6 +57,7 @@ class OASISGenerator(keras.Model):
         spectral_norm: spectral norm on the residual blocks' convs.
         norm_type: SPADE normalisation, "syncbatch", "batch" or "instance".
         spade_hidden: width of SPADE's shared conv (128 official).
+        spade_ks: kernel size of the SPADE convs, odd (3 official ``spade_ks``).
         dataset: optional dataset name ("ade20k", "cityscapes", "coco_stuff",
             "synthetic", ...): the class names and colours of its label maps
             (``oasis_tf.palettes``); saved with the model.
@@ -64,7 +65,7 @@ class OASISGenerator(keras.Model):
 
     def __init__(self, num_classes, image_size=(256, 256), base_channels=64, z_dim=64,
                  num_res_blocks=6, use_3d_noise=True, spectral_norm=True,
-                 norm_type="syncbatch", spade_hidden=128, dataset=None, **kwargs):
+                 norm_type="syncbatch", spade_hidden=128, spade_ks=3, dataset=None, **kwargs):
         super().__init__(**kwargs)
         self.num_classes = int(num_classes)
         self.image_size = _parse_size(image_size)
@@ -75,6 +76,7 @@ class OASISGenerator(keras.Model):
         self.spectral_norm = bool(spectral_norm)
         self.norm_type = norm_type
         self.spade_hidden = int(spade_hidden)
+        self.spade_ks = int(spade_ks)
         self.dataset = None if dataset is None else str(dataset)
         self._validate()
 
@@ -83,32 +85,34 @@ class OASISGenerator(keras.Model):
         self.latent_size = (self.image_size[0] // factor, self.image_size[1] // factor)
         self.cond_channels = self.num_classes + (self.z_dim if self.use_3d_noise else 0)
 
-        self.fc = Conv2D(self.widths[0], 3, name="fc")
+        self.fc = SNConv2D(self.widths[0], 3, name="fc")
         self.body = [
             SPADEResBlock(self.widths[i], self.widths[i + 1], self.cond_channels,
                           spectral_norm=self.spectral_norm, norm_type=self.norm_type,
-                          spade_hidden=self.spade_hidden, name=f"body_{i}")
+                          spade_hidden=self.spade_hidden, spade_ks=self.spade_ks,
+                          name=f"body_{i}")
             for i in range(self.num_res_blocks)]
-        self.conv_img = Conv2D(3, 3, name="conv_img")
+        self.conv_img = SNConv2D(3, 3, name="conv_img")
         self._build_layers()
 
     def _validate(self):
-        if self.num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1; got {self.num_classes}")
-        if self.num_res_blocks < 1:
-            raise ValueError(f"num_res_blocks must be >= 1; got {self.num_res_blocks}")
-        if self.base_channels < 1 or self.z_dim < 1:
-            raise ValueError(f"base_channels and z_dim must be >= 1; got "
-                             f"{self.base_channels} and {self.z_dim}")
+        for key in ("num_classes", "num_res_blocks", "base_channels", "z_dim",
+                    "spade_hidden"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"`{key}` must be >= 1. Received: {key}={getattr(self, key)}")
+        if self.spade_ks < 1 or self.spade_ks % 2 == 0:
+            raise ValueError(f"`spade_ks` must be a positive odd int. Received: "
+                             f"spade_ks={self.spade_ks}")
         if self.norm_type not in NORM_TYPES:
-            raise ValueError(f"norm_type must be one of {NORM_TYPES}; got {self.norm_type!r}")
+            raise ValueError(f"`norm_type` must be one of {NORM_TYPES}. Received: "
+                             f"norm_type={self.norm_type!r}")
         factor = 2 ** (self.num_res_blocks - 1)
         h, w = self.image_size
         if h % factor or w % factor:
             raise ValueError(
-                f"image_size {self.image_size} cannot be produced by {self.num_res_blocks} "
-                f"blocks: height and width must be multiples of 2**{self.num_res_blocks - 1}"
-                f" = {factor}")
+                f"`image_size` cannot be produced by {self.num_res_blocks} blocks: height "
+                f"and width must be multiples of 2**{self.num_res_blocks - 1} = {factor}. "
+                f"Received: image_size={self.image_size}")
 
     def _build_layers(self):
         self.fc.build((None, None, None, self.cond_channels))
@@ -219,12 +223,14 @@ class OASISGenerator(keras.Model):
         return self.intermediates(inputs, training=training)["image"]
 
     def get_config(self):
-        return {"name": self.name, "num_classes": self.num_classes,
-                "image_size": list(self.image_size), "base_channels": self.base_channels,
-                "z_dim": self.z_dim, "num_res_blocks": self.num_res_blocks,
-                "use_3d_noise": self.use_3d_noise, "spectral_norm": self.spectral_norm,
-                "norm_type": self.norm_type, "spade_hidden": self.spade_hidden,
-                "dataset": self.dataset}
+        config = super().get_config()  # name, trainable, dtype (policy)
+        config.update(num_classes=self.num_classes, image_size=list(self.image_size),
+                      base_channels=self.base_channels, z_dim=self.z_dim,
+                      num_res_blocks=self.num_res_blocks, use_3d_noise=self.use_3d_noise,
+                      spectral_norm=self.spectral_norm, norm_type=self.norm_type,
+                      spade_hidden=self.spade_hidden, spade_ks=self.spade_ks,
+                      dataset=self.dataset)
+        return config
 
     @classmethod
     def from_config(cls, config):
@@ -237,7 +243,8 @@ def _parse_size(size):
     try:
         h, w = (int(s) for s in size)
     except (TypeError, ValueError):
-        raise ValueError(f"image_size must be an int or (height, width); got {size!r}") from None
+        raise ValueError(f"`image_size` must be an int or (height, width). "
+                         f"Received: image_size={size!r}") from None
     if h < 1 or w < 1:
-        raise ValueError(f"image_size must be positive; got {size!r}")
+        raise ValueError(f"`image_size` must be positive. Received: image_size={size!r}")
     return (h, w)

@@ -11,6 +11,10 @@ One iteration, in the official order:
 3. EMA: every variable of the EMA generator (weights, spectral-norm u/v, BN
    statistics) moves to ``decay * ema + (1 - decay) * g``.
 
+With a ``vgg_loss`` (official ``--add_vgg_loss``) the G update minimises
+``loss_g + loss_g_vgg``, ``loss_g_vgg = lambda_vgg * VGG(fake, real)``; the VGG
+runs in float32 whatever the dtype policy.
+
 G runs 2 train-mode forwards and D 4 (3 without LabelMix) per iteration, as the
 official code, so power iterations and BN momentum updates match.
 
@@ -31,6 +35,14 @@ from oasis_tf.models.generator import OASISGenerator
 from oasis_tf.optimizers import TorchAdam
 
 METRIC_NAMES = ("loss_g", "loss_d_fake", "loss_d_real", "loss_d_labelmix", "loss_d")
+# Logged in addition when the VGG loss is on (lambda_vgg included).
+VGG_METRIC_NAME = "loss_g_vgg"
+# Streams of the in-graph randomness (``OASIS._stateless_seed``): the noise of the
+# G-update forward, the noise of the D-update forward, the LabelMix bits. The
+# numbers are part of the seeds, so changing them changes every run's draws.
+NOISE_STREAM_G_UPDATE = 1
+NOISE_STREAM_D_UPDATE = 2
+LABELMIX_STREAM = 3
 
 
 def _replica_context():
@@ -94,7 +106,7 @@ def _after(tensors, *values):
 
     The runtime runs every op as soon as its inputs are ready, so without this
     the discriminator update's forwards would run while the generator update's
-    backward pass still holds its activations (measured: +0.3 GB at 64x64)."""
+    backward pass still holds its activations (higher peak memory)."""
     with tf.control_dependencies([t for t in tensors if t is not None]):
         return [tf.identity(v) for v in values]
 
@@ -107,7 +119,7 @@ def _sequential_gradients(tape, loss, outputs, variables):
     run one after another, the last forward's first (as PyTorch's autograd
     orders them), so only one of them holds its gradient buffers at a time;
     run jointly, TensorFlow runs the three discriminator backward passes
-    together (measured: +0.3 GB at 64x64). ``tape`` must be persistent.
+    together (higher peak memory). ``tape`` must be persistent.
     """
     output_grads = tape.gradient(loss, outputs)
     total = None
@@ -143,15 +155,26 @@ class OASIS(keras.Model):
         class_balancing: class-balanced real-image losses (ablation switch).
         use_ema: keep an EMA generator (ablation switch).
         seed: seed of the in-graph noise and LabelMix bits.
+        vgg_loss: an ``oasis_tf.losses.VGGLoss`` to add to the generator loss
+            (official ``--add_vgg_loss``), or None (official default).
+        lambda_vgg: weight of the VGG loss (official 10).
     """
 
     def __init__(self, generator, discriminator, ema_generator=None, lambda_labelmix=10.0,
                  ema_decay=0.9999, dontcare_label=True, use_labelmix=True,
-                 class_balancing=True, use_ema=True, seed=0, **kwargs):
+                 class_balancing=True, use_ema=True, seed=0, vgg_loss=None, lambda_vgg=10.0,
+                 **kwargs):
         super().__init__(**kwargs)
         if generator.num_classes != discriminator.num_classes:
             raise ValueError(f"generator and discriminator disagree on num_classes: "
-                             f"{generator.num_classes} vs {discriminator.num_classes}")
+                             f"{generator.num_classes} vs {discriminator.num_classes}. "
+                             f"Received: generator.num_classes={generator.num_classes}, "
+                             f"discriminator.num_classes={discriminator.num_classes}")
+        if not 0.0 <= float(ema_decay) < 1.0:
+            raise ValueError(f"`ema_decay` must be in [0, 1). Received: ema_decay={ema_decay}")
+        for key, value in (("lambda_labelmix", lambda_labelmix), ("lambda_vgg", lambda_vgg)):
+            if float(value) < 0.0:
+                raise ValueError(f"`{key}` must be >= 0. Received: {key}={value}")
         self.generator = generator
         self.discriminator = discriminator
         self.num_classes = generator.num_classes
@@ -162,6 +185,12 @@ class OASIS(keras.Model):
         self.class_balancing = bool(class_balancing)
         self.use_ema = bool(use_ema)
         self.seed = int(seed)
+        self.lambda_vgg = float(lambda_vgg)
+        if vgg_loss is not None and not callable(vgg_loss):
+            raise ValueError(f"`vgg_loss` must be a VGGLoss or None. Received: "
+                             f"vgg_loss={vgg_loss!r}")
+        # A plain object (not tracked): its weights are constants, not model state.
+        self.vgg_loss = vgg_loss
         self.ema_generator = None
         if self.use_ema:
             if ema_generator is None:
@@ -170,7 +199,8 @@ class OASIS(keras.Model):
                 for target, source in zip(ema_generator.weights, generator.weights):
                     target.assign(source)
             self.ema_generator = ema_generator
-        self.loss_trackers = {name: keras.metrics.Mean(name=name) for name in METRIC_NAMES}
+        names = METRIC_NAMES + ((VGG_METRIC_NAME,) if vgg_loss is not None else ())
+        self.loss_trackers = {name: keras.metrics.Mean(name=name) for name in names}
         self.g_optimizer = None
         self.d_optimizer = None
         self.built = True
@@ -231,14 +261,20 @@ class OASIS(keras.Model):
         return tf.stack([base + replica * 7919, step])
 
     def draw_noise(self, batch_size, stream):
-        """Standard normal noise [B, z_dim] drawn in-graph."""
+        """Standard normal noise [B, z_dim] drawn in-graph.
+
+        Args:
+            batch_size: B.
+            stream: ``NOISE_STREAM_G_UPDATE`` or ``NOISE_STREAM_D_UPDATE``.
+        """
         return tf.random.stateless_normal([batch_size, self.generator.z_dim],
                                           seed=self._stateless_seed(stream), alg="philox")
 
     def draw_labelmix_bits(self, batch_size):
         """One random bit per example and class, [B, num_classes]."""
         return tf.random.stateless_uniform([batch_size, self.num_classes],
-                                           seed=self._stateless_seed(3), maxval=2, alg="philox",
+                                           seed=self._stateless_seed(LABELMIX_STREAM), maxval=2,
+                                           alg="philox",
                                            dtype=tf.int32)
 
     # ------------------------------------------------------------ training
@@ -259,9 +295,11 @@ class OASIS(keras.Model):
         label = ops.cast(data["label"], "int32")
         batch_size = tf.shape(label)[0]
         noise_g = data.get("noise_g")
-        noise_g = self.draw_noise(batch_size, 1) if noise_g is None else noise_g
+        if noise_g is None:
+            noise_g = self.draw_noise(batch_size, NOISE_STREAM_G_UPDATE)
         noise_d = data.get("noise_d")
-        noise_d = self.draw_noise(batch_size, 2) if noise_d is None else noise_d
+        if noise_d is None:
+            noise_d = self.draw_noise(batch_size, NOISE_STREAM_D_UPDATE)
         weights, pixels = self._global_counts(label)
         G, D = self.generator, self.discriminator
 
@@ -269,7 +307,15 @@ class OASIS(keras.Model):
         with tf.GradientTape() as tape:
             fake = G({"label": label, "noise": noise_g}, training=True)
             loss_g = losses.g_adversarial_loss(D(fake, training=True), label, weights, pixels)
-            scaled_g = _scale_loss(self.g_optimizer, loss_g)
+            total_g = loss_g
+            if self.vgg_loss is not None:
+                # the mean is over the global batch, as the other losses
+                global_batch = pixels / tf.cast(tf.shape(label)[1] * tf.shape(label)[2],
+                                                tf.float32)
+                loss_g_vgg = self.lambda_vgg * self.vgg_loss(fake, image,
+                                                             batch_size=global_batch)
+                total_g = loss_g + loss_g_vgg
+            scaled_g = _scale_loss(self.g_optimizer, total_g)
         g_grads = tape.gradient(scaled_g, G.trainable_variables)
         _apply(self.g_optimizer, g_grads, G.trainable_variables)
 
@@ -306,8 +352,10 @@ class OASIS(keras.Model):
         # Each replica holds its share of the global loss: the sum over replicas is
         # the global loss, so every replica reports the same values.
         shares = [loss_g, loss_d_fake, loss_d_real, loss_d_labelmix, loss_d]
+        if self.vgg_loss is not None:
+            shares.append(loss_g_vgg)
         totals = _all_reduce_sum([ops.cast(v, "float32") for v in shares])
-        for name, value in zip(METRIC_NAMES, totals):
+        for name, value in zip(self.loss_trackers, totals):
             self.loss_trackers[name].update_state(value)
         results = {name: tracker.result() for name, tracker in self.loss_trackers.items()}
         if _multi_worker():
@@ -366,21 +414,30 @@ class OASIS(keras.Model):
         """
         if self.ema_generator is None:
             return 0
-        ema, z_dim = self.ema_generator, self.generator.z_dim
-
-        @tf.function
-        def forward(label, seed_pair):
-            noise = tf.random.stateless_normal([tf.shape(label)[0], z_dim], seed=seed_pair,
-                                               alg="philox")
-            ema({"label": label, "noise": noise}, training=True)
-
+        forward = self._ema_refresh_forward()
         count = 0
         for batch in dataset:
-            forward(ops.cast(batch["label"], "int32"), tf.constant([seed, count]))
+            forward(ops.cast(batch["label"], "int32"),
+                    tf.constant([seed, count]))
             count += 1
             if count > num_batches:
                 break
         return count
+
+    def _ema_refresh_forward(self):
+        """One train-mode EMA forward as a ``tf.function``, built once per model
+        (a new one per call would be traced again every time)."""
+        if getattr(self, "_ema_refresh_fn", None) is None:
+            ema, z_dim = self.ema_generator, self.generator.z_dim
+
+            def forward(label, seed_pair):
+                noise = tf.random.stateless_normal([tf.shape(label)[0], z_dim],
+                                                   seed=seed_pair, alg="philox")
+                ema({"label": label, "noise": noise}, training=True)
+
+            # kept out of Keras' attribute tracking
+            object.__setattr__(self, "_ema_refresh_fn", tf.function(forward))
+        return self._ema_refresh_fn
 
     # ------------------------------------------------------------ misc
     def call(self, inputs, training=False):
@@ -395,11 +452,16 @@ class OASIS(keras.Model):
                 "lambda_labelmix": self.lambda_labelmix, "ema_decay": self.ema_decay,
                 "dontcare_label": self.dontcare_label, "use_labelmix": self.use_labelmix,
                 "class_balancing": self.class_balancing, "use_ema": self.use_ema,
-                "seed": self.seed}
+                "seed": self.seed, "lambda_vgg": self.lambda_vgg,
+                "vgg_loss": None if self.vgg_loss is None else self.vgg_loss.get_config()}
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
         config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
         config["discriminator"] = keras.saving.deserialize_keras_object(config["discriminator"])
+        if isinstance(config.get("vgg_loss"), dict):
+            from oasis_tf.vgg_loss import VGGLoss
+
+            config["vgg_loss"] = VGGLoss(**config["vgg_loss"])
         return cls(**config)

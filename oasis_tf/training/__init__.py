@@ -13,9 +13,10 @@ from oasis_tf.training.checkpoints import (
     save_training_state,
 )
 from oasis_tf.training.ema import EMAStatisticsRefresh
+from oasis_tf.training.init_from import InitReport, initialize_from
 from oasis_tf.training.run_dir import RunDir, create_run_dir, next_run_path
 from oasis_tf.training.trainer import TrainResult, build_model, make_dataset_fn, train
 
-__all__ = ["CheckpointManager", "EMAStatisticsRefresh", "RunDir", "TrainResult", "build_model", "create_run_dir",
-           "make_dataset_fn", "next_run_path", "optimizer_checksum",
+__all__ = ["CheckpointManager", "EMAStatisticsRefresh", "InitReport", "RunDir", "TrainResult", "build_model", "create_run_dir",
+           "initialize_from", "make_dataset_fn", "next_run_path", "optimizer_checksum",
            "restore_training_state", "save_training_state", "train"]

@@ -283,7 +283,7 @@ class Checkpointer(_StepCallback):
         manager: a ``CheckpointManager``.
         every: int. Interval in steps.
         metric_fn: optional callable ``step -> float or None`` giving the metric of
-            the best checkpoint (FID later); None: no best tracking.
+            the best checkpoint; None: no best tracking.
     """
 
     def __init__(self, context, manager, every=5000, metric_fn=None):

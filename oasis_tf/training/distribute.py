@@ -32,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 __all__ = ["STRATEGIES", "create_strategy", "tf_config", "task_info", "is_chief",
-           "worker_count", "state_digest"]
+           "state_digest"]
 
 STRATEGIES = ("default", "mirrored", "multiworker")
 
@@ -72,12 +72,6 @@ def is_chief(strategy=None, environ=None):
     if task_type is None or task_type == "chief":
         return True
     return task_type == "worker" and task_id == 0 and "chief" not in cluster
-
-
-def worker_count(environ=None):
-    """Number of "chief" + "worker" tasks in ``TF_CONFIG`` (1 without a cluster)."""
-    cluster = tf_config(environ).get("cluster", {})
-    return max(len(cluster.get("chief", [])) + len(cluster.get("worker", [])), 1)
 
 
 def create_strategy(name="default", devices=None, timeout_seconds=None):

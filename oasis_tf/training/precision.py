@@ -30,7 +30,7 @@ import contextlib
 
 import keras
 
-__all__ = ["POLICIES", "check_policy", "policy_scope", "needs_loss_scaling", "compute_dtype"]
+__all__ = ["POLICIES", "check_policy", "policy_scope"]
 
 POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 
@@ -41,11 +41,6 @@ def check_policy(name):
         raise ValueError(f"`train.mixed_precision` must be one of {POLICIES}. "
                          f"Received: {name!r}")
     return name
-
-
-def compute_dtype(name):
-    """The compute dtype of a policy name ("float32", "bfloat16", "float16")."""
-    return keras.mixed_precision.DTypePolicy(check_policy(name)).compute_dtype
 
 
 @contextlib.contextmanager
@@ -59,10 +54,3 @@ def policy_scope(name):
         yield keras.mixed_precision.global_policy()
     finally:
         keras.mixed_precision.set_dtype_policy(previous)
-
-
-def needs_loss_scaling(policy):
-    """True for a float16 compute dtype (a policy name or a ``DTypePolicy``)."""
-    if not isinstance(policy, str):
-        policy = policy.compute_dtype
-    return policy in ("mixed_float16", "float16")

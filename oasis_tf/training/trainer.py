@@ -49,8 +49,10 @@ from oasis_tf.training import callbacks as cb
 from oasis_tf.training import distribute, precision
 from oasis_tf.training.checkpoints import (CheckpointManager, has_checkpoint,
                                            optimizer_checksum)
+from oasis_tf.training.init_from import initialize_from
 from oasis_tf.training.run_dir import (LOGGER_NAME, RunDir, create_run_dir, create_run_dir_at,
                                        next_run_path)
+from oasis_tf.vgg_loss import vgg_loss_from_config
 
 __all__ = ["train", "TrainResult", "build_model", "make_dataset_fn"]
 
@@ -102,7 +104,8 @@ def build_model(config, strategy=None):
         model = OASIS(generator, discriminator, lambda_labelmix=t.lambda_labelmix,
                       ema_decay=t.ema_decay, dontcare_label=m.dontcare_label,
                       use_labelmix=t.use_labelmix, class_balancing=t.class_balancing,
-                      use_ema=t.use_ema, seed=t.seed)
+                      use_ema=t.use_ema, seed=t.seed, vgg_loss=vgg_loss_from_config(t),
+                      lambda_vgg=t.lambda_vgg)
         if t.spectral_norm_warmup > 0:  # opt-in; a resume restores u, v afterwards
             for network in (generator, discriminator, model.ema_generator):
                 if network is not None:
@@ -126,7 +129,7 @@ def make_dataset_fn(config, data_root=None, synthetic_options=None):
     a ``tf.data.Dataset`` from ``oasis_tf.data.load_dataset`` with the config's
     settings (``data_root`` overrides ``config.data.root``; ``synthetic_options``:
     the synthetic data set's parameters, see ``load_dataset``)."""
-    from oasis_tf import data as oasis_data  # imported late: optional dependency (PIL)
+    from oasis_tf import data as oasis_data
 
     d, m, t = config.data, config.model, config.train
     root = data_root if data_root is not None else d.root
@@ -178,7 +181,7 @@ def _console_logger():
 
 def train(config, data_root=None, runs_root="runs", resume=None, max_steps=None,
           dry_run=False, strategy=None, dataset_fn=None, name=None, metric_fn=None,
-          console=True, fid_extractor=None, backup_dir=None):
+          console=True, fid_extractor=None, backup_dir=None, init_from=None):
     """Trains OASIS as configured; returns a ``TrainResult``.
 
     Args:
@@ -204,6 +207,10 @@ def train(config, data_root=None, runs_root="runs", resume=None, max_steps=None,
             command (the ``keras.callbacks.BackupAndRestore`` pattern): created on the
             first start, continued from its newest checkpoint on every restart (by
             every worker). Replaces ``runs_root``/``resume``.
+        init_from: fine-tune: start from the weights in this folder (official
+            ``best_*.pth`` set, ``.keras`` files or a run folder; see
+            ``oasis_tf.training.init_from``) with fresh optimizers at step 0.
+            Ignored when the run resumes from its own checkpoint.
     """
     if not isinstance(config, OASISConfig):
         raise ValueError(f"`config` must be an OASISConfig. Received: {type(config).__name__}")
@@ -278,6 +285,8 @@ def train(config, data_root=None, runs_root="runs", resume=None, max_steps=None,
         logger.info("model: generator %d parameters, discriminator %d, EMA %s; %d replica(s)",
                     model.generator.count_params(), model.discriminator.count_params(),
                     "on" if model.ema_generator is not None else "off", replicas)
+        if init_from is not None and resume is None:  # fine-tuning (not on a resume)
+            initialize_from(model, init_from, logger=logger)
 
         manager = None
         start_step = 0
