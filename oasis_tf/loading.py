@@ -42,7 +42,7 @@ def _run_checkpoint(run, which):
 
     ckpts = run / "checkpoints"
     if which in (None, "latest"):
-        return newest_whole_checkpoint(ckpts, log=_log)[0]
+        return newest_whole_checkpoint(ckpts, log=_log, required=())[0]
     if which == "best":
         path = ckpts / "best"
     else:
@@ -51,7 +51,7 @@ def _run_checkpoint(run, which):
             path = ckpts / which
     if not path.is_dir():
         raise FileNotFoundError(f"checkpoint {path} not found")
-    verify_checkpoint(path)
+    verify_checkpoint(path, required=())
     return path
 
 

@@ -73,8 +73,8 @@ def main(argv):
         raise app.UsageError("--interpolate takes two seeds: SEED_A,SEED_B")
     if FLAGS.num_samples < 1:
         raise app.UsageError("--num_samples must be >= 1")
-    generator = gen.load_generator(FLAGS.generator, image_size=_size(FLAGS.image_size),
-                                   z_dim=FLAGS.z_dim, num_classes=FLAGS.num_classes)
+    generator, _ = gen.load_generator(FLAGS.generator, image_size=_size(FLAGS.image_size),
+                                      z_dim=FLAGS.z_dim, num_classes=FLAGS.num_classes)
     size = tuple(int(s) for s in generator.image_size)
     num_classes = int(generator.num_classes)
     classes = [int(c) for c in FLAGS.resample_classes or []]

@@ -227,16 +227,16 @@ def verify_manifest(folder, required=()):
     return sorted(entries)
 
 
-def verify_checkpoint(folder):
-    """Checks a checkpoint folder (``verify_manifest``, with G, D, the optimizers and
-    ``state.json`` required) and reads its state; returns the state dict.
+def verify_checkpoint(folder, required=_REQUIRED):
+    """Checks a checkpoint folder (``verify_manifest``; ``required``: by default G,
+    D, the optimizers and ``state.json``) and reads its state; returns the state dict.
 
     Raises:
         DamagedCheckpointError: see ``verify_manifest``; also a ``state.json`` that is
             not JSON or holds no step.
     """
     folder = Path(folder)
-    verify_manifest(folder, _REQUIRED)
+    verify_manifest(folder, tuple(required) + ("state.json",))
     try:
         state = read_state(folder)
     except (OSError, ValueError) as exc:
@@ -256,8 +256,9 @@ def list_checkpoints(directory):
     return [p for _, p in sorted(found)]
 
 
-def newest_whole_checkpoint(directory, log=None):
-    """The newest checkpoint of ``directory`` that passes ``verify_checkpoint``.
+def newest_whole_checkpoint(directory, log=None, required=_REQUIRED):
+    """The newest checkpoint of ``directory`` that passes ``verify_checkpoint``
+    (with ``required``).
 
     Damaged ones are skipped, each named with a warning on ``log`` (a
     ``logging.Logger``; default the ``oasis_tf.training`` logger).
@@ -272,7 +273,7 @@ def newest_whole_checkpoint(directory, log=None):
     problems = []
     for path in reversed(list_checkpoints(directory)):
         try:
-            state = verify_checkpoint(path)
+            state = verify_checkpoint(path, required)
         except DamagedCheckpointError as exc:
             problems.append((path, f"{exc.file}: {exc.reason}"))
             log.warning("%s; skipping it (trying the previous checkpoint)", exc)

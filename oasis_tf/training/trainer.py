@@ -221,6 +221,9 @@ def train(config, data_root=None, runs_root="runs", resume=None, max_steps=None,
         session = _open_session(config, strategy, runs_root, name, resume, fixed_path,
                                 dry_run, console, stack)
         logger = session.logger
+        # On a resume the checkpoint is chosen (and verified) first, so a run whose
+        # checkpoints are all damaged stops at once.
+        checkpoint = _choose_checkpoint(resume, dry_run, logger)
         if dataset_fn is None:
             config = _prepare_synthetic_data(config, dry_run, logger, stack)
             dataset_fn = make_dataset_fn(config)
@@ -233,9 +236,6 @@ def train(config, data_root=None, runs_root="runs", resume=None, max_steps=None,
             _log_dry_run_plan(config, logger, resume or fixed_path or
                               next_run_path(runs_root, name), resume, total_steps,
                               steps_per_epoch, strategy.num_replicas_in_sync)
-        # On a resume the checkpoint is chosen (and verified) before the model is
-        # built, so a run whose checkpoints are all damaged stops at once.
-        checkpoint = _choose_checkpoint(session, resume, dry_run, logger)
         model = build_model(config, strategy)
         logger.info("model: generator %d parameters, discriminator %d, EMA %s; %d replica(s)",
                     model.generator.count_params(), model.discriminator.count_params(),
@@ -417,7 +417,7 @@ def _log_dry_run_plan(config, logger, where, resume, total_steps, steps_per_epoc
                 t.checkpoint_every, t.keep_checkpoints)
 
 
-def _choose_checkpoint(session, resume, dry_run, logger):
+def _choose_checkpoint(resume, dry_run, logger):
     """The newest whole checkpoint of the run to resume (damaged ones are named and
     skipped), or None when not resuming.
 
