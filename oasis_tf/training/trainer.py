@@ -215,7 +215,7 @@ def train(config, data_root=None, runs_root="runs", resume=None, max_steps=None,
     """
     strategy = _check_arguments(config, strategy)
     resume, fixed_path = _resume_or_fixed_folder(resume, backup_dir)
-    config = _with_data_root(config, data_root, resume, dry_run)
+    config = _with_data_root(config, data_root, resume)
     name = name or config.data.dataset
     with contextlib.ExitStack() as stack:
         session = _open_session(config, strategy, runs_root, name, resume, fixed_path,
@@ -298,7 +298,7 @@ def _resume_or_fixed_folder(resume, backup_dir):
     return None, Path(backup_dir)
 
 
-def _with_data_root(config, data_root, resume, dry_run):
+def _with_data_root(config, data_root, resume):
     """``config`` with the absolute data root the run reads in ``data.root``.
 
     ``data_root`` wins over ``config.data.root``; on a resume without ``data_root``
