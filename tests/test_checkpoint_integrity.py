@@ -1,11 +1,13 @@
 """Checkpoints that prove they are whole (issue 12, item 1).
 
 One tiny run (4 steps, checkpoints at steps 2 and 4) is trained once per module.
-Each test copies it, damages the newest checkpoint the way disks and killed
-writers do, and resumes: the damaged checkpoint is named, the run continues from
-step 2 and ends in the state of the uninterrupted run (the state digest of every
-variable of G, D, EMA and both optimizers). With both checkpoints damaged,
-``tools/train.py --resume`` stops with exit status 1 and lists both.
+Each test copies it and damages the newest checkpoint the way disks and killed
+writers do (truncated or bit-flipped weights, a deleted file, a garbled
+``state.json``, no manifest): restoring names the damaged checkpoint and restores
+step 2 exactly (the state digest of every variable of G, D, EMA and both
+optimizers); a resumed run continues from step 2 and ends in the state of the
+uninterrupted run. With both checkpoints damaged, ``tools/train.py --resume``
+stops with exit status 1 and lists both.
 """
 
 import json
@@ -23,6 +25,7 @@ from oasis_tf.loading import load_discriminator, load_generator
 from oasis_tf.training import CheckpointManager, build_model, train
 from oasis_tf.training.checkpoints import (MANIFEST, DamagedCheckpointError,
                                            NoWholeCheckpointError, newest_whole_checkpoint)
+from oasis_tf.training.distribute import state_digest
 from test_training_run import TINY, _in_memory_dataset_fn, _overrides, _tiny_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,12 +78,44 @@ def _damage(ckpt, how):
     raise ValueError(how)
 
 
+@pytest.fixture(scope="module")
+def model_at_step_2(straight):
+    """A model of the run's config and the state digest of its step-2 checkpoint."""
+    run, _ = straight
+    model = build_model(_tiny_config())
+    CheckpointManager(run / "checkpoints", model).restore(run / "checkpoints" / "ckpt-00000002")
+    return model, state_digest(model)
+
+
 @pytest.mark.parametrize("how", ["truncate", "flip", "delete", "garble_state", "no_manifest"])
-def test_damaged_newest_checkpoint_is_named_and_skipped(straight, tmp_path, how):
+def test_damaged_newest_checkpoint_is_named_and_skipped(straight, model_at_step_2, tmp_path,
+                                                        caplog, how):
+    """What ``train(resume=...)`` restores (``CheckpointManager.restore`` of the newest
+    whole checkpoint): the damaged step-4 checkpoint is named, step 2 is restored."""
+    model, digest_at_2 = model_at_step_2
+    run = _copy(straight[0], tmp_path)
+    bad_file = _damage(run / "checkpoints" / "ckpt-00000004", how)
+    for v in model.generator.weights[:3]:  # so that a restore that does nothing shows
+        v.assign(v + 1.0)
+    with caplog.at_level("WARNING", logger="oasis_tf.training"):
+        state = CheckpointManager(run / "checkpoints", model).restore()
+    assert state["step"] == 2 and state["path"].endswith("ckpt-00000002")
+    assert re.search(rf"ckpt-00000004 is damaged: {re.escape(bad_file)}: ", caplog.text), \
+        caplog.text
+    assert state_digest(model) == digest_at_2
+    with pytest.raises(DamagedCheckpointError, match=re.escape(bad_file)):
+        CheckpointManager(run / "checkpoints", model).restore(run / "checkpoints" /
+                                                               "ckpt-00000004")
+
+
+def test_resume_after_damage_ends_like_the_uninterrupted_run(straight, tmp_path):
+    """A run whose newest checkpoint has flipped bytes resumes from the previous one,
+    removes a killed writer's leftover folder, and ends in the uninterrupted run's
+    state."""
     run0, digest = straight
     run = _copy(run0, tmp_path)
     newest = run / "checkpoints" / "ckpt-00000004"
-    bad_file = _damage(newest, how)
+    _damage(newest, "flip")
     leftover = run / "checkpoints" / ".tmp-ckpt-00000006-12345"  # a killed writer's
     leftover.mkdir()
     (leftover / "generator.weights.h5").write_bytes(b"half")
@@ -89,14 +124,12 @@ def test_damaged_newest_checkpoint_is_named_and_skipped(straight, tmp_path, how)
                    dataset_fn=_in_memory_dataset_fn(), name="x")
     assert (result.start_step, result.step) == (2, 4)
     log = (run / "train.log").read_text()
-    assert re.search(rf"WARNING .*ckpt-00000004 is damaged: {re.escape(bad_file)}: ", log), \
-        log[-3000:]
+    assert re.search(r"WARNING .*ckpt-00000004 is damaged: discriminator\.weights\.h5: "
+                     r"SHA-256 differs", log), log[-3000:]
     assert re.search(r"resumed from \S*ckpt-00000002 at step 2", log)
     assert not leftover.exists() and f"removed {leftover}" in log
-    # the damaged checkpoint was re-done: same final state as the uninterrupted run
     assert DIGEST.findall(log)[-1] == digest
-    state = json.loads((newest / "state.json").read_text())
-    assert state["step"] == 4
+    assert newest_whole_checkpoint(run / "checkpoints")[0] == newest  # re-written whole
 
 
 def test_all_damaged_is_a_clear_error_with_exit_status_1(straight, tmp_path):

@@ -51,6 +51,9 @@ def test_run_folder_remembers_its_data_and_exports_both_networks(tmp_path):
     run = Path(first / out.stdout.strip().splitlines()[-1]).resolve()
     assert run.name == "ade20k-0001", run  # the name the tools' --help examples use
     assert load_config(run / "config.yaml").data.root == str(data)
+    log = (run / "train.log").read_text()
+    # start-up says what it does; the first (tracing) step is timed apart
+    assert "tracing the training step" in log and "first step took" in log
 
     # from another folder, without --data_root: the same files
     _tool("train", "--resume", str(run), "--max_steps", "4", cwd=second)
@@ -113,3 +116,18 @@ def test_dry_run_creates_no_file(tmp_path):
     assert "writing the synthetic data set to the temporary folder" in out.stdout
     for folder in (home, cwd, tmp):
         assert not list(folder.rglob("*")), (folder, list(folder.rglob("*"))[:5])
+
+
+def test_import_oasis_tf_reaches_the_subpackages(tmp_path):
+    code = ("import oasis_tf\n"
+            "for name in ('training', 'data', 'export', 'metrics', 'convert', 'loading'):\n"
+            "    assert hasattr(oasis_tf, name), name\n"
+            "oasis_tf.training.train, oasis_tf.data.load_dataset\n"
+            "oasis_tf.export.export_saved_model, oasis_tf.metrics.fid_from_features\n"
+            "import oasis_tf.generate\n"
+            "assert oasis_tf.generate.load_generator is oasis_tf.loading.load_generator\n"
+            "assert oasis_tf.metrics.load_generator is oasis_tf.loading.load_generator\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300,
+                         env=dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2"))
+    assert out.returncode == 0, out.stderr[-2000:]
