@@ -18,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -163,6 +164,10 @@ def test_best_and_final_networks_are_checked_too(straight, tmp_path, caplog):
     assert info["source"].endswith("generator.keras")
     discriminator, info = load_discriminator(run)
     assert info["source"].endswith("discriminator.keras")
+    from_checkpoint, info = load_discriminator(run, checkpoint="latest")
+    assert info["source"].endswith("ckpt-00000004/discriminator.weights.h5")
+    for a, b in zip(discriminator.weights, from_checkpoint.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
 
     _flip_middle(run / "generator.keras")
     with caplog.at_level("WARNING", logger="oasis_tf.loading"):

@@ -102,13 +102,16 @@ def test_changing_the_data_root_on_resume_is_explicit_and_logged(tmp_path):
 def test_dry_run_creates_no_file(tmp_path):
     """No file in HOME, the working folder or the temp folder, with no data set
     there yet (the synthetic set goes to a temporary folder, removed at the end).
-    KERAS_HOME points elsewhere: Keras itself writes ``~/.keras/keras.json`` on
-    import, which is Keras' documented config, not oasis_tf's."""
-    home, cwd, tmp, keras_home = (tmp_path / n for n in ("home", "cwd", "tmp", "keras"))
+    KERAS_HOME and MPLCONFIGDIR point elsewhere: importing TensorFlow writes Keras'
+    ``~/.keras/keras.json`` and Matplotlib's font cache, their documented config and
+    cache, not oasis_tf's."""
+    home, cwd, tmp, keras_home, mpl = (tmp_path / n for n in ("home", "cwd", "tmp", "keras",
+                                                             "mpl"))
     for folder in (home, cwd, tmp):
         folder.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "OASIS_TF_DATA"}
-    env.update(HOME=str(home), TMPDIR=str(tmp), KERAS_HOME=str(keras_home))
+    env.update(HOME=str(home), TMPDIR=str(tmp), KERAS_HOME=str(keras_home),
+               MPLCONFIGDIR=str(mpl))
     out = _tool("train", "--config", "synthetic", "--dry_run", "--override",
                 "train.batch_size=2", "--override", "model.g_channels=2", "--override",
                 "model.d_channels=4", "--override", "model.spade_hidden=4", cwd=cwd, env=env)
