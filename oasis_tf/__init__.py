@@ -1,16 +1,18 @@
 """oasis_tf: OASIS semantic image synthesis in Keras 3 / TensorFlow.
 
-The public surface is documented in the README: ``OASIS``,
-``OASISGenerator``, ``OASISDiscriminator`` and the modules ``convert``,
-``data``, ``export``, ``inference``, ``losses``, ``metrics`` and ``training``.
+The public surface is documented in the README, ``docs/`` and ``shared/API.md``:
+``OASISGenerator``, ``OASISDiscriminator``, ``OASIS`` and the subpackages
+``oasis_tf.training``, ``oasis_tf.data``, ``oasis_tf.export``, ``oasis_tf.metrics``,
+``oasis_tf.convert`` (all reachable after ``import oasis_tf``), the modules
+``oasis_tf.inference`` and ``oasis_tf.losses``, and ``oasis_tf.loading.load_generator``.
 """
 
 from oasis_tf.models.generator import OASISGenerator
 from oasis_tf.models.discriminator import OASISDiscriminator
 from oasis_tf.models.oasis import OASIS
-from oasis_tf import convert, data, export, inference, losses, metrics
+from oasis_tf import convert, data, export, inference, loading, losses, metrics, training
 
 __version__ = "0.1.0"
 
-__all__ = ["OASIS", "OASISGenerator", "OASISDiscriminator", "convert", "data", "export", "inference", "losses",
-           "metrics", "__version__"]
+__all__ = ["OASIS", "OASISGenerator", "OASISDiscriminator", "convert", "data", "export", "inference",
+           "loading", "losses", "metrics", "training", "__version__"]

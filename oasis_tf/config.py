@@ -27,6 +27,7 @@ path to any YAML file always works.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
 import typing
@@ -54,6 +55,8 @@ DATASETS = LAYOUTS  # the layouts of oasis_tf.data.layouts
 MIXED_PRECISION_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 # Gain of the official xavier_normal_ initialisation of every conv (OASIS init_weights).
 OFFICIAL_INIT_GAIN = 0.02
+# The discriminator (a U-Net with six 2x downsamplings) takes sizes divisible by 2**6.
+DISCRIMINATOR_FACTOR = 64
 SECTIONS = ("model", "data", "train")
 
 
@@ -139,6 +142,10 @@ class _Section:
         for f in dataclasses.fields(self):
             name = f"{self._section}.{f.name}"
             value = _coerce(getattr(self, f.name), hints[f.name], name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(
+                    f"`{name}` must be a finite number. Received: {f.name}={value!r}"
+                )
             object.__setattr__(self, f.name, value)
 
     def to_dict(self) -> dict:
@@ -210,7 +217,9 @@ class ModelConfig(_Section):
         g_channels: int. Generator width multiplier (official `channels_G`).
         z_dim: int. Noise channels.
         num_res_blocks: int. SPADE-ResNet blocks; sets the latent size
-            `image_size / 2**(num_res_blocks - 1)`.
+            `image_size / 2**(num_res_blocks - 1)`. `image_size` must be
+            divisible by that factor and by 64 (the discriminator's six 2x
+            downsamplings).
         use_3d_noise: bool. Concatenate noise to the label map (official
             default; `--no_3dnoise` turns it off).
         spectral_norm: bool. Spectral normalisation of the convolutions.
@@ -261,12 +270,16 @@ class ModelConfig(_Section):
             d_channels=self.d_channels,
             spade_hidden=self.spade_hidden,
         )
-        factor = 2 ** (self.num_res_blocks - 1)
+        g_factor = 2 ** (self.num_res_blocks - 1)
+        factor = math.lcm(g_factor, DISCRIMINATOR_FACTOR)
         if any(d % factor for d in self.image_size):
             raise ValueError(
-                f"`{s}.image_size` must be divisible by 2**(num_res_blocks - 1) = "
-                f"{factor} in both dimensions. Received: image_size="
-                f"{list(self.image_size)}, num_res_blocks={self.num_res_blocks}"
+                f"`{s}.image_size` must be divisible by {factor} in both dimensions: "
+                f"by 2**(num_res_blocks - 1) = {g_factor} (the generator starts from "
+                f"image_size / {g_factor} and doubles it in each of its blocks) and by "
+                f"{DISCRIMINATOR_FACTOR} (the discriminator's six 2x downsamplings). "
+                f"Received: image_size={list(self.image_size)}, "
+                f"num_res_blocks={self.num_res_blocks}"
             )
         _one_of(s, "norm_type", self.norm_type, NORM_TYPES)
         if self.spade_ks < 1 or self.spade_ks % 2 == 0:
@@ -589,13 +602,22 @@ def load_config(
     name_or_path: Union[str, os.PathLike], overrides: Iterable[str] = ()
 ) -> OASISConfig:
     """Loads a preset name ("ade20k", "cityscapes", "coco_stuff", "synthetic")
-    or a YAML file, then applies `overrides` (strings `section.key=value`)."""
+    or a YAML file, then applies `overrides` (strings `section.key=value`).
+
+    Values that cannot work are refused here, repeating the value: non-finite
+    numbers (NaN / inf rates, epsilons, gains, decays), an `image_size` the
+    networks cannot produce, an empty file."""
     path = _resolve(name_or_path)
     with open(path, "r", encoding="utf-8") as f:
         try:
             values = yaml.safe_load(f)
         except yaml.YAMLError as e:
             raise ValueError(f"{path}: invalid YAML: {e}") from None
+    if values is None:
+        raise ValueError(
+            f"{path}: the config file is empty; expected a mapping with sections "
+            f"{', '.join(SECTIONS)} (missing keys take their defaults)"
+        )
     config = OASISConfig.from_dict(values, source=str(path))
     return apply_overrides(config, overrides)
 

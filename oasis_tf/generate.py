@@ -26,22 +26,12 @@ from PIL import Image
 from oasis_tf import inference
 from oasis_tf.images import (class_names_for, colorize, list_label_pngs, make_grid, palette_for,
                              read_label_image, read_label_png)
+from oasis_tf.loading import load_generator  # the one loader: (generator, info)
 
 __all__ = ["load_generator", "read_label_png", "read_label_image", "list_label_pngs",
            "dataset_label_maps",
            "sample_images", "resample_noise", "resample_images", "interpolate_images", "make_grid",
            "colorize", "palette_for", "class_names_for", "write_generation"]
-
-
-# ------------------------------------------------------------------ loading
-def load_generator(path, image_size=None, z_dim=None, num_classes=None):
-    """An ``OASISGenerator`` from a ``.keras`` file, an official ``.pth/.pt/.npz``
-    state dict (needs ``image_size``), a training run folder or checkpoint, or an
-    ``export_saved_model`` version folder (``oasis_tf.loading.load_generator``)."""
-    from oasis_tf import loading
-
-    return loading.load_generator(path, image_size=image_size, z_dim=z_dim,
-                                  num_classes=num_classes)[0]
 
 
 def dataset_label_maps(layout, root, image_size, split="val", num_classes=None,

@@ -8,13 +8,16 @@ graphs, so a seed gives the same image in Python and in TF Serving.
 
 Everything here is plain TensorFlow: it runs eagerly and inside ``tf.function``.
 Bad inputs raise ``tf.errors.InvalidArgumentError`` (``tf.debugging`` asserts),
-in both modes, with a message that names the problem.
+in both modes, with a message that names the problem: wrong rank, size, channels
+or batch size, an empty batch, class ids out of range, non-finite noise. A
+generated image (or discriminator output) that is not finite is refused the same
+way rather than quantised to uint8.
 """
 
 import tensorflow as tf
 
 __all__ = ["generate", "segment", "seeded_noise", "to_uint8", "check_label_map",
-           "check_noise", "check_seed", "check_images", "noise_map", "class_seeded_noise",
+           "check_noise", "check_seed", "check_images", "check_finite", "noise_map", "class_seeded_noise",
            "resample_class_noise", "interpolate_noise"]
 
 
@@ -162,6 +165,11 @@ def _size_checks(x, name, rank, image_size, last_dim=None, batch_size=None):
     # one reported whatever order the asserts run in.
     rank_bad = tf.logical_not(rank_ok)
     padded = tf.concat([shape, tf.zeros([4], tf.int32)], 0)  # safe indexing at any rank
+    if batch_size is None:  # the first input of a request: an empty batch is refused here
+        checks.append(_assert(
+            tf.logical_or(rank_bad, padded[0] > 0),
+            f"{name} is an empty batch (batch size 0, shape {{}}); send at least one "
+            f"example", shape))
     size_ok = tf.logical_and(tf.equal(padded[1], h), tf.equal(padded[2], w))
     checks.append(_assert(
         tf.logical_or(rank_bad, size_ok),
@@ -253,6 +261,13 @@ def check_noise(noise, z_dim, image_size, batch_size, name="noise", allow_2d=Tru
     return _after(checks, noise, static)
 
 
+def check_finite(x, name, hint=""):
+    """``x`` once it is asserted finite (INVALID_ARGUMENT naming ``name`` otherwise)."""
+    check = _assert(tf.reduce_all(tf.math.is_finite(tf.cast(x, tf.float32))),
+                    f"{name} has NaN or Inf values{hint}")
+    return _after([check], x)
+
+
 def check_images(images, image_size, name="image"):
     """Validates uint8 images [B, H, W, 3]; returns them with a static shape."""
     images = tf.convert_to_tensor(images)
@@ -291,6 +306,9 @@ def generate(generator, label_map, noise=None, seed=None):
     else:
         noise = tf.random.normal([batch, z_dim])
     images = generator({"label": label, "noise": noise}, training=False)
+    # Never quantise NaN / Inf to plausible-looking uint8 values.
+    images = check_finite(images, "the generated image",
+                          " (noise of too large a magnitude, or broken weights)")
     return to_uint8(images)
 
 
@@ -301,6 +319,7 @@ def segment(discriminator, images, image_size):
     """
     images = check_images(images, image_size)
     x = tf.cast(images, tf.float32) / 127.5 - 1.0
-    logits = discriminator(x, training=False)
+    logits = check_finite(discriminator(x, training=False), "the discriminator's output",
+                          " (broken weights)")
     return tf.argmax(logits[..., 1:], axis=-1, output_type=tf.int32)
 

@@ -251,6 +251,17 @@ def test_constructor_coerces_lists_and_ints():
         (TrainConfig, {"mixed_precision": "float16"}, "mixed_precision='float16'"),
         (TrainConfig, {"batch_size": 2.5}, "batch_size=2.5"),
         (TrainConfig, {"jit_compile": 1}, "jit_compile=1"),
+        # issue 12: values that cannot work, refused when the config is made
+        (TrainConfig, {"lr_g": float("nan")}, "lr_g=nan"),
+        (TrainConfig, {"lr_d": float("inf")}, "finite number. Received: lr_d=inf"),
+        (TrainConfig, {"epsilon": "nan"}, "epsilon=nan"),
+        (TrainConfig, {"init_gain": float("inf")}, "init_gain=inf"),
+        (TrainConfig, {"ema_decay": float("nan")}, "ema_decay=nan"),
+        (TrainConfig, {"beta_1": float("-inf")}, "beta_1=-inf"),
+        (ModelConfig, {"image_size": (32, 32), "num_res_blocks": 2},
+         r"divisible by 64 .*discriminator's six 2x downsamplings.*image_size=\[32, 32\]"),
+        (ModelConfig, {"image_size": (64, 192), "num_res_blocks": 8},
+         r"divisible by 128 .*2\*\*\(num_res_blocks - 1\) = 128"),
     ],
 )
 def test_validation_repeats_received_value(cls, kwargs, fragment):
@@ -265,3 +276,10 @@ def test_crop_must_match_image_width():
         "cityscapes", overrides=["model.image_size=[128,256]", "data.crop_size=256"]
     )
     assert cfg.data.crop_size == 256
+
+
+def test_empty_yaml_is_refused(tmp_path):
+    path = tmp_path / "empty.yaml"
+    path.write_text("# nothing but a comment\n")
+    with pytest.raises(ValueError, match="empty.yaml: the config file is empty"):
+        load_config(path)

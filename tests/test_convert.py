@@ -165,3 +165,28 @@ def test_tool_writes_nothing_on_a_bad_checkpoint(tmp_path):
     assert result.returncode == 1
     assert "layer_up_last.weight: expected [14, 8, 1, 1], got [14, 3, 1, 1]" in result.stderr
     assert not out.exists() and os.listdir(tmp_path) == ["bad_D.npz"]
+
+
+def test_tool_num_classes_must_agree_with_the_weights(tmp_path):
+    """--num_classes that contradicts a discriminator's weights is refused; for a
+    generator (whose first layer takes z_dim + num_classes channels) the split used
+    is printed, and one that leaves no noise channels is refused."""
+    d_src = tmp_path / "D.npz"
+    oasis_tf.convert.write_state_dict_npz(
+        ref.random_state_dict(ref.discriminator_shapes(13, 16), seed=9), d_src)
+    result = _run_tool("--input", str(d_src), "--output", str(tmp_path / "d.keras"),
+                       "--num_classes", "20")
+    assert result.returncode == 1
+    assert "--num_classes 20 contradicts the weights" in result.stderr
+    assert "num_classes=13" in result.stderr and not (tmp_path / "d.keras").exists()
+
+    g_src = tmp_path / "G.npz"
+    oasis_tf.convert.write_state_dict_npz(
+        ref.random_state_dict(ref.generator_shapes(13, 2, 64), seed=10), g_src)
+    result = _run_tool("--input", str(g_src), "--output", str(tmp_path / "g.keras"),
+                       "--image_size", "64,64", "--num_classes", "13")
+    assert result.returncode == 0, result.stderr
+    assert "split used: num_classes=13, z_dim=64 (from --num_classes)" in result.stdout
+    result = _run_tool("--input", str(g_src), "--output", str(tmp_path / "g2.keras"),
+                       "--image_size", "64,64", "--num_classes", "77")
+    assert result.returncode == 1 and "cannot be split" in result.stderr

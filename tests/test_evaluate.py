@@ -171,21 +171,22 @@ def test_no_metrics_and_max_images(tiny):
         make_extractor("bogus:1")
 
 
-def test_load_generator_from_run_folder(tmp_path):
+def test_load_generator_from_run_folder(tmp_path, caplog):
     from oasis_tf.config import load_config, save_config
+    from oasis_tf.training.checkpoints import DamagedCheckpointError, write_manifest
 
     config = load_config("synthetic", overrides=["model.num_res_blocks=2", "model.g_channels=2",
-                                                 "model.z_dim=4", "model.image_size=[16, 16]",
-                                                 "data.crop_size=16", "data.load_size=16"])
+                                                 "model.z_dim=4"])
     run = tmp_path / "run-0001"
     save_config(config, run / "config.yaml")
     ckpt = run / "checkpoints" / "ckpt-00000002"
     ckpt.mkdir(parents=True)
-    source = OASISGenerator(num_classes=12, image_size=(16, 16), base_channels=2, z_dim=4, num_res_blocks=2,
+    source = OASISGenerator(num_classes=12, image_size=(64, 64), base_channels=2, z_dim=4, num_res_blocks=2,
                             spade_hidden=config.model.spade_hidden)
     source.save_weights(ckpt / "ema_generator.weights.h5")
     (ckpt / "state.json").write_text(json.dumps({"step": 2}))
-    label = _labels(2) * 2
+    write_manifest(ckpt)
+    label = _labels(2, size=64) * 2
     want = np.asarray(generate(source, label, seed=[1, 2]))
     loaded, info = load_generator(run)
     assert info["source"].endswith("ema_generator.weights.h5")
@@ -197,15 +198,23 @@ def test_load_generator_from_run_folder(tmp_path):
     from oasis_tf.convert import save_network
 
     save_network(source, run / "generator.keras")  # what a finished run holds
+    with caplog.at_level("WARNING", logger="oasis_tf.loading"):  # no run manifest yet
+        loaded, info = load_generator(run)
+    assert info["source"].endswith("ema_generator.weights.h5")
+    assert "manifest.json: missing" in caplog.text
+    write_manifest(run, names=["generator.keras"])
     loaded, info = load_generator(run)
     assert info["source"].endswith("generator.keras")
     np.testing.assert_array_equal(np.asarray(generate(loaded, label, seed=[1, 2])), want)
     loaded, info = load_generator(run, checkpoint="latest")
     assert info["source"].endswith("ema_generator.weights.h5")
     # weights of another architecture: the error names the weights and the config
-    other = OASISGenerator(num_classes=12, image_size=(16, 16), base_channels=2, z_dim=4, num_res_blocks=2,
+    other = OASISGenerator(num_classes=12, image_size=(64, 64), base_channels=2, z_dim=4, num_res_blocks=2,
                            spade_hidden=config.model.spade_hidden * 2)
     other.save_weights(ckpt / "ema_generator.weights.h5")
+    with pytest.raises(DamagedCheckpointError, match=r"ema_generator\.weights\.h5: .*bytes"):
+        load_generator(ckpt)  # the digests no longer match: not loaded at all
+    write_manifest(ckpt)
     with pytest.raises(ValueError, match=r"ema_generator\.weights\.h5 does not fit .*config\.yaml"):
         load_generator(ckpt)
 

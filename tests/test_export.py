@@ -233,6 +233,22 @@ def test_generate_png(models, loaded, session, path):
 
 
 @pytest.mark.parametrize("path", ["loaded", "session"])
+def test_generate_png_reads_16_bit_class_ids(models, loaded, session, path):
+    """A 16-bit grey PNG holds the class ids themselves: the same image as 8-bit."""
+    label = models["label"][:1]
+    seeds = _seeds(1)
+    outs = []
+    for dtype in (np.uint8, np.uint16):
+        png = np.array([_png(label[0].astype(dtype))], dtype=object)
+        outs.append(_call(path, loaded, session, "generate_png", label_png=png,
+                          seed=seeds)["image_png"][0])
+    eight, sixteen = (tf.io.decode_png(p, channels=3).numpy() for p in outs)
+    np.testing.assert_array_equal(sixteen, eight)
+    want = _call(path, loaded, session, "serving_default", label_map=label, seed=seeds)
+    np.testing.assert_array_equal(eight, want["image"][0])
+
+
+@pytest.mark.parametrize("path", ["loaded", "session"])
 def test_segment_matches_discriminator(models, loaded, session, path):
     g, d, label = models["G"], models["D"], models["label"]
     images = inference.generate(g, label, seed=_seeds(len(label))).numpy()
@@ -256,6 +272,9 @@ def _bad_cases(models):
     noise = np.zeros((b, h, w, z), np.float32)
     nan_noise = noise.copy()
     nan_noise[0, 0, 0, 0] = np.nan
+    inf_noise = noise.copy()
+    inf_noise[-1, 1, 2, 0] = -np.inf
+    huge_noise = np.full_like(noise, 3e38)  # finite, but the generator overflows
     image = np.zeros((b, h, w, 3), np.uint8)
     ok_png = _png(label[0].astype(np.uint8))
     return {
@@ -301,13 +320,42 @@ def _bad_cases(models):
         "segment_size": ("segment", dict(image=image[:, :, : w // 2]), "image has spatial size"),
         "segment_channels": ("segment", dict(image=image[..., :1]), "image must have 3 channels"),
         "segment_rank": ("segment", dict(image=image[0]), "image must have rank 4"),
+        # issue 12: nothing that would come back as a plausible image
+        "png_empty": ("generate_png", dict(label_png=np.array([b""], object), seed=seeds[:1]),
+                      "label_png is an empty string"),
+        "png_jpeg": ("generate_png",
+                     dict(label_png=np.array([tf.io.encode_jpeg(image[0]).numpy()], object),
+                          seed=seeds[:1]), "label_png is not a PNG .JPEG bytes"),
+        "png_rgb": ("generate_png", dict(label_png=np.array([_png(image[0])], object),
+                                         seed=seeds[:1]), "label_png is a RGB PNG"),
+        "png_rgba": ("generate_png",
+                     dict(label_png=np.array([_png(np.zeros((h, w, 4), np.uint8))], object),
+                          seed=seeds[:1]), "label_png is a RGBA PNG"),
+        "png_16bit_id": ("generate_png",
+                         dict(label_png=np.array([_png(np.full((h, w), 300, np.uint16))],
+                                                 object), seed=seeds[:1]),
+                         rf"class id 300; expected 0\.\.{c - 1}"),
+        "png_empty_batch": ("generate_png", dict(label_png=np.array([], object),
+                                                 seed=seeds[:0]), "label_png is an empty batch"),
+        "empty_batch": ("serving_default", dict(label_map=label[:0], seed=seeds[:0]),
+                        "label_map is an empty batch"),
+        "noise_empty_batch": ("generate_with_noise", dict(label_map=label[:0], noise=noise[:0]),
+                              "label_map is an empty batch"),
+        "segment_empty_batch": ("segment", dict(image=image[:0]), "image is an empty batch"),
+        "noise_inf": ("generate_with_noise", dict(label_map=label, noise=inf_noise),
+                      "noise has NaN or Inf"),
+        "noise_overflow": ("generate_with_noise", dict(label_map=label, noise=huge_noise),
+                           "NaN or Inf"),
     }
 
 
 _CASES = ["id_too_high", "id_negative", "wrong_size", "wrong_rank", "rank_4_label",
           "batch_mismatch", "seed_rank", "noise_channels", "noise_size", "noise_rank",
           "noise_batch", "noise_nan", "png_colour", "png_size", "png_id", "png_rank",
-          "png_batch", "png_garbage", "segment_size", "segment_channels", "segment_rank"]
+          "png_batch", "png_garbage", "segment_size", "segment_channels", "segment_rank",
+          "png_empty", "png_jpeg", "png_rgb", "png_rgba", "png_16bit_id", "png_empty_batch",
+          "empty_batch", "noise_empty_batch", "segment_empty_batch", "noise_inf",
+          "noise_overflow"]
 
 
 @pytest.mark.parametrize("path", ["loaded", "session"])

@@ -1,6 +1,6 @@
 """FIDCallback: FID every N steps on the refreshed EMA generator, best checkpoint, curve.
 
-A tiny OASIS model (16x16, widths 2 / 4), an in-memory dataset and a stand-in
+A tiny OASIS model (64x64, widths 2 / 4), an in-memory dataset and a stand-in
 extractor (fixed random projection of 4x4 block means; no Inception weights
 offline). Steps are simulated by setting the optimizer's iteration counter and
 calling the hooks, so no training step has to be compiled.
@@ -35,11 +35,11 @@ class StandInExtractor:
 
 
 TINY = ["model.num_res_blocks=2", "model.g_channels=2", "model.d_channels=4", "model.z_dim=4",
-        "model.image_size=[16, 16]", "data.crop_size=16", "data.load_size=16", "train.batch_size=2",
+        "model.image_size=[64, 64]", "data.crop_size=64", "data.load_size=64", "train.batch_size=2",
         "train.ema_bn_refresh_batches=1"]
 
 
-def _dataset_fn(examples=6, num_classes=12, size=16):
+def _dataset_fn(examples=6, num_classes=12, size=64):
     rng = np.random.default_rng(0)
     image = rng.uniform(-1, 1, (examples, size, size, 3)).astype(np.float32)
     label = rng.integers(0, num_classes, (examples, size, size)).astype(np.int32)

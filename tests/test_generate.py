@@ -154,7 +154,7 @@ def test_tool_samples_resample_and_interpolate(tool_inputs, tmp_path):
     manifest = json.loads((out / "generation.json").read_text())
     assert manifest["mode"] == "sample" and manifest["seeds"] == [3, 4]
     # the tool's image is the shared inference function's
-    g_model = gen.load_generator(g)
+    g_model, _ = gen.load_generator(g)
     label = gen.read_label_png(str(tool_inputs / "labels" / "a.png"), 5, (64, 64))
     want = inference.generate(g_model, label[None], seed=[3]).numpy()[0]
     np.testing.assert_array_equal(np.asarray(Image.open(out / "a_s3.png")), want)

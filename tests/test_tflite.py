@@ -115,3 +115,14 @@ def test_old_export_without_collection_is_refused(tmp_path, version_dir):
     meta_path.write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="export it again"):
         load_generator_from_export(str(copy))
+
+
+def test_tflite_files_follow_the_umask(converted):
+    """Written via mkstemp (0600) and renamed: the mode must be what the umask gives."""
+    import os
+    import stat
+
+    from oasis_tf.fileio import current_umask
+
+    for path in converted.values():
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~current_umask(), path

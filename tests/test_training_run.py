@@ -315,7 +315,8 @@ def test_train_kill_and_resume(tmp_path, data_root):
     assert len(_checkpoint_steps(run)) <= 2  # keep_checkpoints
 
     # the rest of the run folder
-    assert load_config(run / "config.yaml") == _tiny_config()
+    # the run records the absolute data folder it read (the resume did not repeat it)
+    assert load_config(run / "config.yaml") == _tiny_config(f"data.root={data_root}")
     assert glob.glob(str(run / "samples" / "samples-*.png"))
     assert glob.glob(str(run / "tensorboard" / "events.out.tfevents.*"))
     # TensorBoard's own reader sees the losses of both processes and the sample grids

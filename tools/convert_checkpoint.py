@@ -7,7 +7,10 @@
 Reads ``*_G.pth`` / ``*_EMA.pth`` / ``*_D.pth`` (torch is optional) or an
 ``.npz`` of the same state dict, infers and checks the architecture, and writes
 ``.keras`` (whole model) or ``.weights.h5``. Nothing is written when any key is
-missing, unexpected or mis-shaped.
+missing, unexpected or mis-shaped, or when --num_classes contradicts the weights
+(a discriminator's class count is in its weights; a generator's first layer takes
+z_dim + num_classes channels, and a --num_classes that leaves no noise channels
+is refused; otherwise the split used is printed).
 """
 
 import sys
@@ -44,8 +47,17 @@ def main(argv):
         model = convert.load_official_generator(
             state_dict, image_size=size, z_dim=FLAGS.z_dim,
             num_classes=FLAGS.num_classes, use_3d_noise=FLAGS.use_3d_noise)
+        # fc takes z_dim + num_classes channels (3D noise): shapes alone cannot split them
+        source = ("--num_classes" if FLAGS.num_classes else "--z_dim" if FLAGS.z_dim
+                  else "the official z_dim 64")
+        print(f"split used: num_classes={model.num_classes}, z_dim={model.z_dim} "
+              f"(from {source})")
     else:
         model = convert.load_official_discriminator(state_dict)
+        if FLAGS.num_classes is not None and FLAGS.num_classes != int(model.num_classes):
+            raise ValueError(f"--num_classes {FLAGS.num_classes} contradicts the weights: "
+                             f"layer_up_last of {FLAGS.input} has {model.num_classes + 1} "
+                             f"outputs, i.e. num_classes={model.num_classes} (+1 fake)")
     convert.save_network(model, FLAGS.output, overwrite=FLAGS.overwrite)
     params = sum(int(v.numpy().size) for v in model.trainable_weights)
     print(f"{network}: {model.get_config()}")

@@ -1,6 +1,7 @@
 """Evaluate a generator on a dataset split: FID, mIoU, MS-SSIM -> JSON report + table.
 
-    # a training run (its generator.keras, or --checkpoint latest|best|ckpt-N)
+    # a training run (its generator.keras, or --checkpoint latest|best|ckpt-N), on the
+    # data folder its config.yaml records
     python tools/evaluate.py --model runs/synthetic-0001
     # a converted or official checkpoint
     python tools/evaluate.py --model ade20k_G.keras --dataset ade20k --data_root /data/ADEChallengeData2016 \

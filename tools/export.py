@@ -1,7 +1,11 @@
 """Export a generator (and optionally its discriminator) as a TF Serving SavedModel.
 
-    python tools/export.py --generator g_ema.keras --discriminator d.keras \
-        --export_dir exports --model_name oasis --version 1
+    # a training run folder (tools/train.py creates runs/<dataset>-NNNN): its
+    # generator.keras and discriminator.keras, checked against its manifest.json
+    python tools/export.py --generator runs/synthetic-0001 \
+        --discriminator runs/synthetic-0001 --export_dir exports --version 1
+    # a converted checkpoint (tools/convert_checkpoint.py), or an official one
+    python tools/export.py --generator ade20k_G.keras --export_dir exports
     python tools/export.py --generator best_EMA.pth --image_size 256,512 \
         --discriminator best_D.pth --export_dir exports
 
@@ -19,8 +23,8 @@ from absl import app, flags
 FLAGS = flags.FLAGS
 flags.DEFINE_string("generator", None, "Generator: .keras file, run folder, or an official state dict "
                     "(.pth/.pt or .npz; needs --image_size).")
-flags.DEFINE_string("discriminator", None, "Optional discriminator (.keras, .pth or .npz): "
-                    "adds the `segment` signature.")
+flags.DEFINE_string("discriminator", None, "Optional discriminator: run folder, checkpoint "
+                    "folder, .keras, .pth or .npz; adds the `segment` signature.")
 flags.DEFINE_string("export_dir", None, "Base folder (TF Serving's model base path parent).")
 flags.DEFINE_string("model_name", "oasis", "Model name: folder under --export_dir.")
 flags.DEFINE_integer("version", 1, "Version folder (positive integer).")
@@ -33,17 +37,10 @@ flags.DEFINE_bool("overwrite", False, "Replace an existing version folder.")
 flags.mark_flags_as_required(["generator", "export_dir"])
 
 def _load(path, kind):
-    from oasis_tf import convert, loading
+    from oasis_tf import loading
 
     if kind == "discriminator":
-        import keras
-
-        if path.endswith(".keras"):
-            return keras.saving.load_model(path, compile=False)
-        if not path.endswith(loading.OFFICIAL_SUFFIXES):
-            raise app.UsageError(f"--discriminator must be a .keras file or an official "
-                                 f".pth/.pt/.npz state dict; got {path!r}")
-        return convert.load_official_discriminator(path)
+        return loading.load_discriminator(path)[0]
     size = None
     if FLAGS.image_size:
         size = tuple(int(s) for s in FLAGS.image_size)

@@ -1,16 +1,16 @@
 """Generate images from label maps with a trained or converted OASIS generator.
 
     # 4 samples (seeds 0..3) of every label PNG in a folder
-    python tools/generate.py --generator runs/00001-synthetic --labels labels/ \
+    python tools/generate.py --generator runs/synthetic-0001 --labels labels/ \
         --num_samples 4 --output_dir out/
     # an official checkpoint on the ADE20K validation split
     python tools/generate.py --generator best_EMA.pth --image_size 256,256 \
         --dataset ade20k --data_root /data/ADEChallengeData2016 --max_images 16 --output_dir out/
     # local editing: redraw the noise of classes 3 and 7 only (sample 0 elsewhere)
-    python tools/generate.py --generator g.keras --labels scene.png --resample_classes 3,7 \
+    python tools/generate.py --generator runs/synthetic-0001 --labels scene.png --resample_classes 3,7 \
         --num_samples 4 --output_dir out/
     # noise interpolation strip between seeds 1 and 2
-    python tools/generate.py --generator g.keras --labels scene.png --interpolate 1,2 \
+    python tools/generate.py --generator runs/synthetic-0001 --labels scene.png --interpolate 1,2 \
         --steps 8 --output_dir out/
 
 Label PNGs are single-channel class-id maps or RGB images painted in the model's
@@ -77,8 +77,8 @@ def main(argv):
         raise app.UsageError("--interpolate takes two seeds: SEED_A,SEED_B")
     if FLAGS.num_samples < 1:
         raise app.UsageError("--num_samples must be >= 1")
-    generator = gen.load_generator(FLAGS.generator, image_size=_size(FLAGS.image_size),
-                                   z_dim=FLAGS.z_dim, num_classes=FLAGS.num_classes)
+    generator, _ = gen.load_generator(FLAGS.generator, image_size=_size(FLAGS.image_size),
+                                      z_dim=FLAGS.z_dim, num_classes=FLAGS.num_classes)
     size = tuple(int(s) for s in generator.image_size)
     num_classes = int(generator.num_classes)
     classes = [int(c) for c in FLAGS.resample_classes or []]

@@ -16,8 +16,11 @@
 Creates a numbered run folder under --run_dir (config.yaml, train.log,
 metrics.jsonl, samples/, checkpoints/, tensorboard/, generator.keras at the end)
 and prints it at the end. --resume continues the run folder from its newest
-checkpoint with the run's own config.yaml (plus any --override). Exit status 1
-when a NaN / Inf loss stopped the run (the last good checkpoint is kept).
+checkpoint with the run's own config.yaml (plus any --override) and the data
+folder it records (an explicit --data_root replaces it, logged). A damaged newest
+checkpoint is named and skipped (the newest whole one is used). Exit status 1
+when a NaN / Inf loss stopped the run (the last good checkpoint is kept) or when
+no checkpoint of a --resume is whole (each one found is listed with its problem).
 
 --strategy multiworker: every worker runs this command with its own TF_CONFIG;
 the chief (worker 0) creates the run folder and writes checkpoints, samples,
@@ -42,7 +45,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("config", None, "Preset name (ade20k, cityscapes, coco_stuff, synthetic) "
                     "or a YAML path. Default: the run's config.yaml with --resume, else "
                     "synthetic.")
-flags.DEFINE_string("data_root", None, "Dataset folder (default: data.root of the config).")
+flags.DEFINE_string("data_root", None, "Dataset folder (default: data.root of the config; "
+                    "with --resume the run's own; stored absolute in the run's config.yaml).")
 flags.DEFINE_string("run_dir", "runs", "Folder the numbered run folders are created in.")
 flags.DEFINE_multi_string("override", [], "Config override section.key=value, repeatable "
                           "(e.g. train.lr_g=2e-4).")
@@ -101,7 +105,13 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    from oasis_tf.training.checkpoints import DamagedCheckpointError, NoWholeCheckpointError
+
+    try:
+        app.run(main)
+    except (NoWholeCheckpointError, DamagedCheckpointError) as error:
+        print(f"train: error: {error}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 import os
 import tempfile
 
+from oasis_tf.fileio import follow_umask
+
 _FORMATS = (".keras", ".weights.h5")
 
 
@@ -10,7 +12,8 @@ def save_network(model, path, overwrite=False):
     """Save a network as ``.keras`` (whole model) or ``.weights.h5`` (weights).
 
     The file is written next to its destination and renamed into place, so an
-    interrupted or failed save never leaves a truncated file behind.
+    interrupted or failed save never leaves a truncated file behind; its mode
+    follows the umask, as a plain ``open`` would.
 
     Args:
         model: an ``OASISGenerator`` or ``OASISDiscriminator``.
@@ -35,6 +38,7 @@ def save_network(model, path, overwrite=False):
             model.save(tmp, overwrite=True)
         else:
             model.save_weights(tmp, overwrite=True)
+        follow_umask(tmp)  # mkstemp made it 0600
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

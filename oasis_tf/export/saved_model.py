@@ -45,9 +45,14 @@ The generator's variables are also saved as the variable collection
 are in the metadata), so ``oasis_tf.export.convert_tflite`` can rebuild the
 generator from the export without the Keras file.
 
-``label_png`` holds PNG bytes of single-channel class-id maps (8-bit; 16-bit when
-there are more than 256 classes); colour or palette PNGs are refused, since
-converting them to grey would silently give wrong ids.
+``label_png`` holds PNG bytes of single-channel class-id maps, 8-bit or 16-bit
+(16-bit values are the class ids themselves, so both give the same image). The
+PNG header is checked before decoding: empty strings, non-PNG bytes (a JPEG is
+named as such), colour, grey+alpha and palette PNGs, other bit depths and other
+sizes are refused with INVALID_ARGUMENT naming ``label_png`` and the problem,
+since decoding them would silently give wrong ids. Every signature refuses an
+empty batch, non-finite noise, and a non-finite generated image (never cast to
+uint8).
 """
 
 import json
@@ -58,6 +63,7 @@ import tempfile
 import tensorflow as tf
 
 from oasis_tf import images, inference
+from oasis_tf.fileio import follow_umask
 
 __all__ = ["export_saved_model", "read_export_metadata", "default_palette",
            "METADATA_FILE", "SIGNATURES", "GENERATOR_VARIABLES"]
@@ -79,30 +85,94 @@ def _spec(name, dtype):
     return tf.TensorSpec(shape=None, dtype=dtype, name=name)
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _assert_joined(condition, prefix, text, suffix):
+    """An assert whose message is ``prefix + text + suffix`` (``text`` a string
+    tensor; ``tf.strings.format`` would quote it)."""
+    message = tf.strings.join([prefix, text, suffix])
+    return tf.debugging.Assert(condition, [message], summarize=1)
+
+
+def _png_header_checks(png, name, h, w):
+    """Asserts that ``png`` (one string) is a single-channel 8- or 16-bit PNG of
+    size h x w, from its signature and IHDR chunk; returns ``(checks, bit_depth)``.
+
+    Read from the header rather than from ``decode_png``: that op turns 16-bit
+    PNGs read as uint8, palette or colour PNGs into plausible-looking grey values,
+    and JPEG bytes into an image."""
+    length = tf.strings.length(png)
+    checks = [inference._assert(length > 0,  # noqa: SLF001 - shared assert helper
+                                f"{name} is an empty string; expected the bytes of a "
+                                f"single-channel {h}x{w} PNG of class ids")]
+    # 33 bytes: signature (8), IHDR length + type (8), width, height (8), depth, colour.
+    header = tf.io.decode_raw(tf.strings.substr(png + tf.constant(b"\0" * 33), 0, 33),
+                              tf.uint8)
+    is_png = tf.logical_and(
+        tf.equal(tf.strings.substr(png, 0, 8), _PNG_SIGNATURE),
+        tf.equal(tf.strings.substr(png, 12, 4), b"IHDR"))
+    is_jpeg = tf.equal(tf.strings.substr(png, 0, 3), b"\xff\xd8\xff")
+    checks.append(_assert_joined(
+        tf.logical_or(length <= 0, is_png),
+        f"{name} is not a PNG (",
+        tf.where(is_jpeg, "JPEG bytes: lossy, its class ids would be wrong",
+                 "no PNG signature"),
+        f"); expected a single-channel {h}x{w} PNG of class ids"))
+    big = tf.cast(header, tf.int32)
+    width = big[16] * 16777216 + big[17] * 65536 + big[18] * 256 + big[19]
+    height = big[20] * 16777216 + big[21] * 65536 + big[22] * 256 + big[23]
+    depth, colour = big[24], big[25]
+    ok = tf.logical_and(length > 0, is_png)
+    checks.append(_assert_joined(
+        tf.logical_or(tf.logical_not(ok), tf.equal(colour, 0)),
+        f"{name} is a ",
+        tf.gather(tf.constant(["grayscale", "?", "RGB", "palette", "grayscale+alpha", "?",
+                               "RGBA", "?"]), tf.clip_by_value(colour, 0, 7)),
+        " PNG; expected a single-channel (grayscale) PNG of class ids (converting "
+        "colours to ids would give wrong ids)"))
+    checks.append(inference._assert(  # noqa: SLF001
+        tf.logical_or(tf.logical_not(ok), tf.logical_or(tf.equal(depth, 8),
+                                                        tf.equal(depth, 16))),
+        f"{name} has {{}}-bit samples; expected 8-bit (or 16-bit) class ids", depth))
+    checks.append(inference._assert(  # noqa: SLF001
+        tf.logical_or(tf.logical_not(ok), tf.logical_and(tf.equal(height, h),
+                                                         tf.equal(width, w))),
+        f"{name} has spatial size {{}}x{{}}; this model works on {h}x{w} images",
+        height, width))
+    return checks, depth
+
+
 def _decode_label_pngs(label_png, image_size, num_classes):
-    """PNG bytes [B] -> int32 class ids [B, H, W] (asserting rank, channels, size)."""
+    """PNG bytes [B] -> int32 class ids [B, H, W].
+
+    Each string must be a single-channel 8- or 16-bit PNG of size H x W (16-bit
+    values are read as 16-bit class ids); anything else fails with
+    INVALID_ARGUMENT naming the problem (see ``_png_header_checks``); so does an
+    empty batch."""
     h, w = image_size
-    png_dtype = tf.uint8 if num_classes <= 256 else tf.uint16
+    name = "label_png"
     rank_ok = inference._assert(  # noqa: SLF001 - shared assert helper
         tf.equal(tf.rank(label_png), 1),
         "label_png must have rank 1 [batch] (one PNG string per example); got shape {}",
         tf.shape(label_png))
     with tf.control_dependencies([rank_ok]):
         label_png = tf.reshape(label_png, [-1])
+    not_empty = inference._assert(  # noqa: SLF001
+        tf.size(label_png) > 0,
+        "label_png is an empty batch (batch size 0); send at least one PNG")
 
     def decode(png):
-        ids = tf.io.decode_png(png, channels=0, dtype=png_dtype)
-        shape = tf.shape(ids)
-        checks = [inference._assert(  # noqa: SLF001
-            tf.equal(shape[2], 1),
-            "label_png must be single-channel (grayscale) PNGs of class ids; got {} "
-            "channels", shape[2])]
-        checks.append(inference._assert(  # noqa: SLF001
-            tf.logical_and(tf.equal(shape[0], h), tf.equal(shape[1], w)),
-            f"label_png has spatial size {{}}x{{}}; this model works on {h}x{w} images",
-            shape[0], shape[1]))
-        return inference._after(checks, tf.cast(ids[:, :, 0], tf.int32), [h, w])  # noqa: SLF001
+        checks, depth = _png_header_checks(png, name, h, w)
+        with tf.control_dependencies(checks):
+            ids = tf.cond(
+                tf.equal(depth, 16),
+                lambda: tf.cast(tf.io.decode_png(png, channels=1, dtype=tf.uint16), tf.int32),
+                lambda: tf.cast(tf.io.decode_png(png, channels=1, dtype=tf.uint8), tf.int32))
+        return inference._after(checks, ids[:, :, 0], [h, w])  # noqa: SLF001
 
+    with tf.control_dependencies([not_empty]):
+        label_png = tf.identity(label_png)
     return tf.map_fn(decode, label_png, fn_output_signature=tf.TensorSpec([h, w], tf.int32))
 
 
@@ -244,6 +314,7 @@ def export_saved_model(generator, base_dir, model_name="oasis", version=1,
         os.makedirs(os.path.join(tmp_dir, "assets"), exist_ok=True)
         with open(os.path.join(tmp_dir, "assets", METADATA_FILE), "w") as f:
             json.dump(meta, f, indent=1)
+        follow_umask(tmp_dir)  # mkdtemp made it 0700: TF Serving may run as another uid
         if os.path.exists(version_dir):
             shutil.rmtree(version_dir)
         os.rename(tmp_dir, version_dir)

@@ -46,6 +46,7 @@ import numpy as np
 import tensorflow as tf
 
 from oasis_tf import inference
+from oasis_tf.fileio import follow_umask
 
 __all__ = ["convert_tflite", "convert_tflite_variants", "tflite_report",
            "load_generator_from_export",
@@ -153,6 +154,7 @@ def _convert(saved_model_dir, out_path, quantization):
     fd, partial = tempfile.mkstemp(prefix=".partial-", suffix=".tflite", dir=folder)
     with os.fdopen(fd, "wb") as f:
         f.write(content)
+    follow_umask(partial)  # mkstemp made it 0600
     os.replace(partial, out_path)
     return out_path
 

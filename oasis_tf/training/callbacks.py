@@ -11,7 +11,9 @@ nor checkpoint from a bad state.
   and the losses; the last good checkpoint stays.
 * ``ProgressLogger``: every ``every`` steps one line (step, losses, images/s,
   ETA) to the log, one JSON object to ``metrics.jsonl`` and TensorBoard scalars;
-  the losses are the means over the steps since the last line.
+  the losses are the means over the steps since the last line. The first step of
+  a ``fit`` (tracing and compiling the step) is timed apart, logged once, and left
+  out of images/s, s/step and ETA.
 * ``SampleGrid``: every ``every`` steps a grid (rows: colourised label | real |
   fake G | fake EMA) for a fixed batch and fixed noise, as PNG in ``samples/`` and
   as a TensorBoard image.
@@ -48,6 +50,9 @@ def summary_png(tag, image, step):
 
 
 def global_step(model):
+    """The global step of an ``OASIS`` model: ``d_optimizer.iterations`` (one per
+    ``train_step``; restored with the checkpoint). The one definition the training
+    code uses."""
     return int(model.d_optimizer.iterations.numpy())
 
 
@@ -164,6 +169,7 @@ class ProgressLogger(_StepCallback):
         self._tick_time = time.time()
         self._tick_step = self.step
         self._start_time = self._tick_time
+        self._first = True
 
     def on_train_batch_end(self, batch, logs=None):
         if self.context.failed:
@@ -172,6 +178,13 @@ class ProgressLogger(_StepCallback):
             self._sums[k] = self._sums.get(k, 0.0) + _to_float(v)
         self._count += 1
         step = self.step
+        if self._first:  # tracing + compiling: timed apart from the speed
+            self._first = False
+            now = time.time()
+            self.context.logger.info("step %d: first step took %.2f s (tracing and "
+                                     "compiling the training step; not counted in s/step "
+                                     "and ETA)", step, now - self._tick_time)
+            self._tick_time, self._tick_step = now, step
         if step % self.every == 0 or step >= self.context.total_steps:
             self._emit(step)
 
@@ -182,12 +195,16 @@ class ProgressLogger(_StepCallback):
     def _emit(self, step):
         ctx = self.context
         now = time.time()
-        steps = max(step - self._tick_step, 1)
-        elapsed = max(now - self._tick_time, 1e-9)
-        steps_per_s = steps / elapsed
-        images_per_s = steps_per_s * ctx.batch_size
+        steps = step - self._tick_step
         remaining = max(ctx.total_steps - step, 0)
-        eta = datetime.timedelta(seconds=round(remaining / steps_per_s)) if steps_per_s else "?"
+        if steps > 0:  # no timed step yet: only the first (tracing) step ran
+            steps_per_s = steps / max(now - self._tick_time, 1e-9)
+            images_per_s = steps_per_s * ctx.batch_size
+            sec_per_step = 1.0 / steps_per_s
+            eta = datetime.timedelta(seconds=round(remaining / steps_per_s))
+        else:
+            images_per_s = sec_per_step = None
+            eta = "?"
         losses = {k: v / self._count for k, v in self._sums.items()}
         epoch, batch = ctx.position(step)
         where = f"step {step:>7d}/{ctx.total_steps}"
@@ -195,11 +212,14 @@ class ProgressLogger(_StepCallback):
             where += f" ep {epoch:>3d}"
         ordered = [k for k in LOSS_KEYS if k in losses] + sorted(set(losses) - set(LOSS_KEYS))
         loss_text = " ".join(f"{k} {losses[k]:8.4f}" for k in ordered)
-        ctx.logger.info("%s | %s | %7.1f img/s | %.3f s/step | ETA %s", where, loss_text,
-                        images_per_s, 1.0 / steps_per_s, eta)
+        speed = ("%7.1f img/s | %.3f s/step" % (images_per_s, sec_per_step)
+                 if sec_per_step is not None else "      - img/s |     - s/step")
+        ctx.logger.info("%s | %s | %s | ETA %s", where, loss_text, speed, eta)
         record = {"step": step, "epoch": epoch, "batch_in_epoch": batch,
-                  "time": round(now, 3), "images_per_sec": round(images_per_s, 3),
-                  "sec_per_step": round(1.0 / steps_per_s, 5), "steps_averaged": self._count}
+                  "time": round(now, 3),
+                  "images_per_sec": None if images_per_s is None else round(images_per_s, 3),
+                  "sec_per_step": None if sec_per_step is None else round(sec_per_step, 5),
+                  "steps_averaged": self._count}
         record.update({k: losses[k] for k in ordered})
         if ctx.run is not None:
             ctx.run.append_metrics(record)
@@ -207,7 +227,8 @@ class ProgressLogger(_StepCallback):
             with ctx.writer.as_default(step=step):
                 for k in ordered:
                     summary_scalar(f"losses/{k}", losses[k], step)
-                summary_scalar("speed/images_per_sec", images_per_s, step)
+                if images_per_s is not None:
+                    summary_scalar("speed/images_per_sec", images_per_s, step)
             ctx.writer.flush()
         self._sums, self._count = {}, 0
         self._tick_time, self._tick_step = now, step

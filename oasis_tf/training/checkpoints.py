@@ -9,19 +9,33 @@ A checkpoint is a folder ``<checkpoints>/ckpt-<step, 8 digits>/`` holding::
                                 iterations, moments (momentum / velocity)
     state.json                  step, data position (epoch, batch in epoch), the
                                 optimizer variable paths, an optional metric, time
+    manifest.json               size and SHA-256 of each file above (written last)
 
 It is written into a hidden ``.tmp-ckpt-*`` folder and renamed into place, so a
-killed process leaves either a complete checkpoint or none. The last
-``max_to_keep`` are kept, plus a copy of the best one (``best/``, by a metric the
-caller gives, lower is better by default).
+killed process leaves either a complete checkpoint or none; the leftover
+``.tmp-*`` folders of killed writers are removed (and logged) when a run starts
+(``CheckpointManager.remove_leftovers``). The last ``max_to_keep`` are kept, plus
+a copy of the best one (``best/``, by a metric the caller gives, lower is better
+by default).
 
-Why not ``tf.train.Checkpoint``: under the TF backend Keras 3 models are
-trackable, but layers held in Python lists (the generator's and the
-discriminator's residual blocks) are not tracked as children, so their
-non-trainable variables (spectral-norm u/v, BN statistics) are silently left
-out of a ``tf.train.Checkpoint``. Keras' own ``save_weights`` saves every
-variable; the optimizers are saved variable by variable in their (deterministic)
-build order and checked by count, path and shape when restored.
+Nothing is loaded before its manifest is checked (``verify_checkpoint``): a
+missing or unreadable manifest, a missing file, a size or SHA-256 that differs,
+or a ``state.json`` that is not JSON make the checkpoint *damaged*
+(``DamagedCheckpointError``, naming the file and the reason). Restoring the
+newest checkpoint (``newest_whole_checkpoint``) skips damaged ones with a
+warning and takes the newest whole one; when none is whole,
+``NoWholeCheckpointError`` lists every checkpoint found and what is wrong with it.
+``oasis_tf.loading`` finds a run's checkpoints with the same functions.
+
+Why not ``tf.train.Checkpoint`` / ``tf.train.CheckpointManager`` (re-checked on
+Keras 3.15 / TF 2.21, ``tests/test_checkpoint_integrity.py`` shows it): Keras 3
+layers held in Python lists (the generator's and the discriminator's residual
+blocks) are still not tracked as children, so a ``tf.train.Checkpoint`` of the
+generator holds 4 of its 74 variables in a tiny configuration and one of the
+discriminator 2 of 130: the blocks' kernels, spectral-norm u/v and BN statistics
+are silently left out. Keras' own ``save_weights`` saves every variable; the
+optimizers are saved variable by variable in their (deterministic) build order and
+checked by count, path and shape when restored.
 """
 
 import json
@@ -34,10 +48,20 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CheckpointManager", "save_training_state", "restore_training_state",
-           "optimizer_checksum", "read_state"]
+from oasis_tf.fileio import sha256_file
 
+__all__ = ["CheckpointManager", "save_training_state", "restore_training_state",
+           "optimizer_checksum", "read_state", "write_manifest", "verify_manifest",
+           "verify_checkpoint",
+           "list_checkpoints", "newest_whole_checkpoint", "has_checkpoint",
+           "DamagedCheckpointError", "NoWholeCheckpointError", "MANIFEST"]
+
+MANIFEST = "manifest.json"
 _CKPT = re.compile(r"^ckpt-(\d+)$")
+# Files every training checkpoint has (the EMA generator's only with use_ema).
+_REQUIRED = ("generator.weights.h5", "discriminator.weights.h5", "optimizers.npz",
+             "state.json")
+_LEFTOVER = re.compile(r"^\.(tmp|trash)-")
 _NETWORKS = (("generator", "generator"), ("discriminator", "discriminator"),
              ("ema_generator", "ema_generator"))
 _OPTIMIZERS = (("g", "g_optimizer"), ("d", "d_optimizer"))
@@ -94,6 +118,7 @@ def save_training_state(model, folder, state):
         json.dump(state, f, indent=1)
         f.flush()
         os.fsync(f.fileno())
+    write_manifest(folder)
     return folder
 
 
@@ -103,15 +128,176 @@ def read_state(folder):
         return json.load(f)
 
 
-def restore_training_state(model, folder):
+# ---------------------------------------------------------------- integrity
+class DamagedCheckpointError(ValueError):
+    """A checkpoint (or run folder) whose files do not match its manifest.
+
+    Attributes:
+        path: the checkpoint folder.
+        file: the file at fault (``manifest.json`` when the manifest itself is).
+        reason: what is wrong with it.
+    """
+
+    def __init__(self, path, file, reason):
+        self.path, self.file, self.reason = Path(path), file, reason
+        super().__init__(f"{self.path} is damaged: {file}: {reason}")
+
+
+class NoWholeCheckpointError(FileNotFoundError):
+    """No checkpoint of a folder is whole; ``problems`` lists ``(path, reason)``."""
+
+    def __init__(self, directory, problems):
+        self.directory, self.problems = Path(directory), list(problems)
+        if self.problems:
+            found = "; ".join(f"{Path(p).name}: {reason}" for p, reason in self.problems)
+            text = (f"no whole checkpoint in {self.directory}: found {len(self.problems)}, "
+                    f"all damaged ({found})")
+        else:
+            text = f"no checkpoint in {self.directory}"
+        super().__init__(text)
+
+
+def write_manifest(folder, names=None):
+    """Writes ``<folder>/manifest.json``: size and SHA-256 of every file in
+    ``folder`` (flat; or only ``names``), fsynced. Write it last, once the files it
+    lists are complete.
+
+    Args:
+        folder: the folder.
+        names: the file names to list (default: every file in ``folder``).
+    """
+    folder = Path(folder)
+    if names is None:
+        names = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name != MANIFEST)
+    files = {}
+    for name in names:
+        path = folder / name
+        files[name] = {"size": path.stat().st_size, "sha256": sha256_file(path)}
+    tmp = folder / f".{MANIFEST}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump({"format": 1, "files": files}, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, folder / MANIFEST)
+    return folder / MANIFEST
+
+
+def verify_manifest(folder, required=()):
+    """Checks the files of ``folder`` against its ``manifest.json``.
+
+    Args:
+        folder: the folder.
+        required: file names the manifest must list.
+
+    Returns:
+        The names the manifest lists.
+
+    Raises:
+        DamagedCheckpointError: naming the file and the reason (missing or unreadable
+            manifest, a required file not listed, a missing file, another size or
+            SHA-256).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DamagedCheckpointError(folder, folder.name, "not a folder")
+    manifest_path = folder / MANIFEST
+    if not manifest_path.exists():
+        raise DamagedCheckpointError(folder, MANIFEST, "missing (written incompletely, "
+                                     "or by an oasis_tf without manifests)")
+    try:
+        with open(manifest_path, encoding="utf-8") as f:
+            files = json.load(f)["files"]
+        entries = {str(k): (int(v["size"]), str(v["sha256"])) for k, v in files.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise DamagedCheckpointError(folder, MANIFEST, f"unreadable ({exc})") from None
+    for name in required:
+        if name not in entries:
+            raise DamagedCheckpointError(folder, name, "not listed in the manifest")
+    for name, (size, digest) in sorted(entries.items()):
+        path = folder / name
+        if not path.is_file():
+            raise DamagedCheckpointError(folder, name, "missing")
+        actual = path.stat().st_size
+        if actual != size:
+            raise DamagedCheckpointError(folder, name, f"{actual} bytes, the manifest says "
+                                         f"{size} (truncated or overwritten)")
+        if sha256_file(path) != digest:
+            raise DamagedCheckpointError(folder, name, "SHA-256 differs from the manifest "
+                                         "(bytes changed)")
+    return sorted(entries)
+
+
+def verify_checkpoint(folder, required=_REQUIRED):
+    """Checks a checkpoint folder (``verify_manifest``; ``required``: by default G,
+    D, the optimizers and ``state.json``) and reads its state; returns the state dict.
+
+    Raises:
+        DamagedCheckpointError: see ``verify_manifest``; also a ``state.json`` that is
+            not JSON or holds no step.
+    """
+    folder = Path(folder)
+    verify_manifest(folder, tuple(required) + ("state.json",))
+    try:
+        state = read_state(folder)
+    except (OSError, ValueError) as exc:
+        raise DamagedCheckpointError(folder, "state.json", f"unreadable ({exc})") from None
+    if not isinstance(state, dict) or "step" not in state:
+        raise DamagedCheckpointError(folder, "state.json", "holds no step")
+    return state
+
+
+def list_checkpoints(directory):
+    """``ckpt-N`` folders of a ``checkpoints/`` folder, oldest first (whole or not)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in directory.iterdir()
+             if p.is_dir() and (m := _CKPT.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def newest_whole_checkpoint(directory, log=None, required=_REQUIRED):
+    """The newest checkpoint of ``directory`` that passes ``verify_checkpoint``
+    (with ``required``).
+
+    Damaged ones are skipped, each named with a warning on ``log`` (a
+    ``logging.Logger``; default the ``oasis_tf.training`` logger).
+
+    Returns:
+        ``(folder, state)``.
+
+    Raises:
+        NoWholeCheckpointError: no checkpoint at all, or all damaged (listed).
+    """
+    log = log or logger
+    problems = []
+    for path in reversed(list_checkpoints(directory)):
+        try:
+            state = verify_checkpoint(path, required)
+        except DamagedCheckpointError as exc:
+            problems.append((path, f"{exc.file}: {exc.reason}"))
+            log.warning("%s; skipping it (trying the previous checkpoint)", exc)
+            continue
+        return path, state
+    raise NoWholeCheckpointError(directory, problems)
+
+
+def restore_training_state(model, folder, verify=True):
     """Loads a checkpoint written by ``save_training_state`` into ``model`` (built and
     compiled, with the same architecture and optimizers); returns its state dict.
 
+    Args:
+        model: the compiled ``OASIS`` model.
+        folder: the checkpoint folder.
+        verify: check the files against the manifest first (``verify_checkpoint``);
+            False only when the caller has just done so.
+
     Raises:
+        DamagedCheckpointError: the files do not match the manifest.
         ValueError: when the optimizer variables do not match (count, path, shape).
     """
     folder = Path(folder)
-    state = read_state(folder)
+    state = verify_checkpoint(folder) if verify else read_state(folder)
     for attr, name in _NETWORKS:
         network = getattr(model, attr, None)
         path = folder / f"{name}.weights.h5"
@@ -145,11 +331,10 @@ def restore_training_state(model, folder):
 
 
 def has_checkpoint(run_folder):
-    """True when ``<run_folder>/checkpoints`` holds a complete checkpoint."""
-    folder = Path(run_folder) / "checkpoints"
-    if not folder.is_dir():
-        return False
-    return any(_CKPT.match(p.name) and (p / "state.json").exists() for p in folder.iterdir())
+    """True when ``<run_folder>/checkpoints`` holds a ``ckpt-N`` folder (whole or
+    damaged: restoring it then says which; a killed writer's ``.tmp-*`` folder does
+    not count)."""
+    return bool(list_checkpoints(Path(run_folder) / "checkpoints"))
 
 
 class CheckpointManager:
@@ -176,29 +361,48 @@ class CheckpointManager:
     # ------------------------------------------------------------ queries
     @property
     def checkpoints(self):
-        """Complete checkpoint folders, oldest first."""
-        found = []
-        for path in self.directory.iterdir():
-            m = _CKPT.match(path.name)
-            if m and (path / "state.json").exists():
-                found.append((int(m.group(1)), path))
-        return [p for _, p in sorted(found)]
+        """``ckpt-N`` folders, oldest first (see ``list_checkpoints``)."""
+        return list_checkpoints(self.directory)
 
     @property
     def latest_checkpoint(self):
-        """The newest complete checkpoint folder, or None."""
-        found = self.checkpoints
-        return found[-1] if found else None
+        """The newest whole checkpoint folder (damaged ones skipped, with a
+        warning), or None."""
+        try:
+            return newest_whole_checkpoint(self.directory)[0]
+        except NoWholeCheckpointError:
+            return None
 
     @property
     def best_path(self):
         return self.directory / "best"
 
     def best_metric(self):
-        path = self.best_path / "state.json"
-        if not path.exists():
+        """The metric of ``best/``; None when there is none or it is damaged
+        (logged: the next better checkpoint replaces it)."""
+        if not self.best_path.exists():
             return None
-        return read_state(self.best_path).get("metric")
+        try:
+            return verify_checkpoint(self.best_path).get("metric")
+        except DamagedCheckpointError as exc:
+            logger.warning("%s; it will be replaced by the next best checkpoint", exc)
+            return None
+
+    def remove_leftovers(self):
+        """Removes the ``.tmp-*`` / ``.trash-*`` folders of killed writers (call it
+        on the one process that writes checkpoints, before it writes); logs each.
+        Returns the removed paths."""
+        removed = []
+        for path in sorted(self.directory.iterdir()):
+            if _LEFTOVER.match(path.name):
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink()
+                logger.info("removed %s, left by a checkpoint writer that did not finish",
+                            path)
+                removed.append(path)
+        return removed
 
     def path_for(self, step):
         return self.directory / f"ckpt-{int(step):08d}"
@@ -226,11 +430,21 @@ class CheckpointManager:
         return final
 
     def restore(self, path=None):
-        """Restores ``path`` (default: the latest checkpoint); returns its state dict."""
-        path = Path(path) if path is not None else self.latest_checkpoint
+        """Restores ``path`` (default: the newest whole checkpoint, see
+        ``newest_whole_checkpoint``); returns its state dict, with the folder
+        restored under the key ``"path"``.
+
+        Raises:
+            DamagedCheckpointError: ``path`` given and damaged.
+            NoWholeCheckpointError: no ``path`` and no whole checkpoint.
+        """
         if path is None:
-            raise FileNotFoundError(f"no checkpoint in {self.directory}")
-        return restore_training_state(self.model, path)
+            path, _ = newest_whole_checkpoint(self.directory)
+            state = restore_training_state(self.model, path, verify=False)
+        else:
+            path = Path(path)
+            state = restore_training_state(self.model, path)
+        return dict(state, path=str(path))
 
     # ------------------------------------------------------------ internals
     def _is_better(self, metric):

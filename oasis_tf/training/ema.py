@@ -2,6 +2,8 @@
 
 import keras
 
+from oasis_tf.training.callbacks import global_step
+
 
 class EMAStatisticsRefresh(keras.callbacks.Callback):
     """Recompute the EMA generator's BN statistics every N steps and at the end.
@@ -26,7 +28,7 @@ class EMAStatisticsRefresh(keras.callbacks.Callback):
         self.refreshed_at = None
 
     def _step(self):
-        return int(self.model.d_optimizer.iterations.numpy())
+        return global_step(self.model)
 
     def _refresh(self):
         step = self._step()

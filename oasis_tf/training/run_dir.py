@@ -2,12 +2,15 @@
 
 A run folder holds::
 
-    config.yaml      the resolved configuration (readable by ``load_config``)
+    config.yaml      the resolved configuration (readable by ``load_config``), with
+                     the absolute ``data.root`` the run reads
+    manifest.json    size and SHA-256 of generator.keras and discriminator.keras
     train.log        the text log (progress lines, checkpoints, warnings)
     metrics.jsonl    one JSON object per logged step
     samples/         sample grids (PNG)
     checkpoints/     training-state checkpoints (see ``checkpoints.py``)
     tensorboard/     TensorBoard event files
+    generator.keras, discriminator.keras   the networks at the end of the run
 """
 
 import json
@@ -19,11 +22,39 @@ from pathlib import Path
 
 from oasis_tf.config import save_config
 
-__all__ = ["RunDir", "create_run_dir", "next_run_path", "LOGGER_NAME"]
+__all__ = ["RunDir", "create_run_dir", "next_run_path", "open_logger", "LOGGER_NAME"]
 
 LOGGER_NAME = "oasis_tf.training"
 _SUBDIRS = ("samples", "checkpoints", "tensorboard")
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+
+
+def open_logger(path=None, console=True):
+    """The ``oasis_tf.training`` logger, writing to ``path`` (appended; None: no file)
+    and, when ``console``, to stdout. Returns ``(logger, close)``: ``close()``
+    flushes and removes exactly the handlers added here."""
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    handlers = []
+    if path is not None:
+        handlers.append(logging.FileHandler(path, mode="a", encoding="utf-8"))
+    if console:
+        handlers.append(logging.StreamHandler(sys.stdout))
+    formatter = logging.Formatter(_LOG_FORMAT)
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        logger.addHandler(handler)
+
+    def close():
+        for handler in handlers:
+            handler.flush()
+            logger.removeHandler(handler)
+            if isinstance(handler, logging.FileHandler):
+                handler.close()
+        handlers.clear()
+
+    return logger, close
 
 
 def _numbered(name):
@@ -77,7 +108,7 @@ class RunDir:
 
     def __init__(self, path):
         self.path = Path(path)
-        self._handlers = []
+        self._close_logger = None
 
     # ------------------------------------------------------------ paths
     @property
@@ -112,26 +143,13 @@ class RunDir:
     def open_logger(self, console=True):
         """The ``oasis_tf.training`` logger writing to ``train.log`` (appending, so a
         resumed run continues the same log) and, when ``console``, to stdout."""
-        logger = logging.getLogger(LOGGER_NAME)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
-        formatter = logging.Formatter(_LOG_FORMAT)
-        handlers = [logging.FileHandler(self.log_path, mode="a", encoding="utf-8")]
-        if console:
-            handlers.append(logging.StreamHandler(sys.stdout))
-        for handler in handlers:
-            handler.setFormatter(formatter)
-            logger.addHandler(handler)
-        self._handlers = handlers
+        logger, self._close_logger = open_logger(self.log_path, console)
         return logger
 
     def close_logger(self):
-        logger = logging.getLogger(LOGGER_NAME)
-        for handler in self._handlers:
-            handler.flush()
-            logger.removeHandler(handler)
-            handler.close()
-        self._handlers = []
+        if self._close_logger is not None:
+            self._close_logger()
+            self._close_logger = None
 
     # ------------------------------------------------------------ metrics
     def append_metrics(self, record):

@@ -12,7 +12,8 @@ Data position and resuming. The training dataset is ``load_dataset(...)`` (one
 pass, seeded shuffle, flips and LabelMix bits) repeated; its order depends only on
 ``train.seed``, so the global step fixes the position in the data: epoch
 ``step // steps_per_epoch``, batch ``step % steps_per_epoch``. A resumed run
-restores G, D, EMA and both optimizers from the run's newest checkpoint and skips
+restores G, D, EMA and both optimizers from the run's newest whole checkpoint
+(``checkpoints.newest_whole_checkpoint``: damaged ones are named and skipped) and skips
 the ``step`` batches already consumed (``Dataset.skip``: they are read again but not
 trained on, so the run sees exactly the batches an uninterrupted run would; for
 very long runs this costs one read of the consumed data). ``metrics.jsonl``
@@ -27,34 +28,41 @@ trigger (log, samples, checkpoints) is step based.
 Dry run (``dry_run=True``): prints the resolved configuration and the plan (the
 run folder that would be created, steps, intervals), builds the data and the
 networks, runs ONE training step on a throw-away model and prints its losses;
-nothing is written (no run folder, no checkpoint).
+nothing is written (no run folder, no checkpoint; a synthetic data set that is not
+there yet is written to a temporary folder and removed at the end).
+
+Start-up says what it does ("writing the synthetic data set...", "tracing the
+training step..."); the first step, which traces and compiles the step function,
+is timed apart and left out of the s/step and ETA of the progress lines.
 """
 
+import contextlib
 import dataclasses
 import logging
 import math
-import sys
+import os
 import time
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
-from oasis_tf.config import OFFICIAL_INIT_GAIN, OASISConfig
+from oasis_tf.config import OFFICIAL_INIT_GAIN, OASISConfig, load_config, save_config
 from oasis_tf.layers.spectral_norm import reinitialize_kernels, spectral_norm_warmup
 from oasis_tf.models.factory import discriminator_from_config, generator_from_config
 from oasis_tf.models.oasis import OASIS
 from oasis_tf.optimizers import make_optimizers
 from oasis_tf.training import callbacks as cb
 from oasis_tf.training import distribute, precision
-from oasis_tf.training.checkpoints import (CheckpointManager, has_checkpoint,
-                                           optimizer_checksum)
+from oasis_tf.training.checkpoints import (MANIFEST, CheckpointManager, NoWholeCheckpointError,
+                                           has_checkpoint, newest_whole_checkpoint,
+                                           optimizer_checksum, write_manifest)
 from oasis_tf.training.init_from import initialize_from
 from oasis_tf.training.run_dir import (LOGGER_NAME, RunDir, create_run_dir, create_run_dir_at,
-                                       next_run_path)
+                                       next_run_path, open_logger)
 from oasis_tf.vgg_loss import vgg_loss_from_config
 
-__all__ = ["train", "TrainResult", "build_model", "make_dataset_fn"]
+__all__ = ["train", "TrainResult", "build_model", "make_dataset_fn", "save_final_networks"]
 
 
 @dataclasses.dataclass
@@ -169,27 +177,25 @@ def _sample_batch(dataset_fn, num):
     raise ValueError("no batch for the sample grid (neither a val nor a train split)")
 
 
-def _console_logger():
-    logger = logging.getLogger(LOGGER_NAME)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    logger.addHandler(handler)
-    return logger, handler
-
-
 def train(config, data_root=None, runs_root="runs", resume=None, max_steps=None,
           dry_run=False, strategy=None, dataset_fn=None, name=None, metric_fn=None,
           console=True, fid_extractor=None, backup_dir=None, init_from=None):
     """Trains OASIS as configured; returns a ``TrainResult``.
 
+    The procedure, one named step each: check the arguments, decide the data root,
+    open the run folder (or a worker's log), prepare the data, build the model,
+    restore the newest whole checkpoint (on a resume), make the callbacks, fit, save
+    the networks.
+
     Args:
         config: an ``OASISConfig`` (for a resume, normally the run's ``config.yaml``).
-        data_root: dataset folder (default ``config.data.root``; for "synthetic" the
-            data set is written there on first use).
+        data_root: dataset folder (default ``config.data.root``; for "synthetic"
+            ``oasis_tf.data.default_synthetic_root()``, where the data set is written
+            on first use). Stored, absolute, in the run's ``config.yaml``; on a resume
+            a different ``data_root`` is logged and stored.
         runs_root: where the numbered run folder is created (``<name>-NNNN``).
-        resume: a run folder to continue from its newest checkpoint (no new folder).
+        resume: a run folder to continue from its newest whole checkpoint (no new
+            folder).
         max_steps: step budget (total, counted from step 0); default
             ``num_epochs * steps_per_epoch``.
         dry_run: build everything, run one step, write nothing (see module doc).
@@ -211,7 +217,73 @@ def train(config, data_root=None, runs_root="runs", resume=None, max_steps=None,
             ``best_*.pth`` set, ``.keras`` files or a run folder; see
             ``oasis_tf.training.init_from``) with fresh optimizers at step 0.
             Ignored when the run resumes from its own checkpoint.
+
+    Raises:
+        oasis_tf.training.checkpoints.NoWholeCheckpointError: a resume whose
+            checkpoints are all damaged (each is listed with its problem).
     """
+    strategy = _check_arguments(config, strategy)
+    resume, fixed_path = _resume_or_fixed_folder(resume, backup_dir)
+    config = _with_data_root(config, data_root, resume)
+    name = name or config.data.dataset
+    with contextlib.ExitStack() as stack:
+        session = _open_session(config, strategy, runs_root, name, resume, fixed_path,
+                                dry_run, console, stack)
+        logger = session.logger
+        # On a resume the checkpoint is chosen (and verified) first, so a run whose
+        # checkpoints are all damaged stops at once.
+        checkpoint = _choose_checkpoint(resume, dry_run, logger)
+        if dataset_fn is None:
+            config = _prepare_synthetic_data(config, dry_run, logger, stack)
+            dataset_fn = make_dataset_fn(config)
+        t = config.train
+        steps_per_epoch = _steps_per_epoch(dataset_fn(), t.batch_size)
+        total_steps = int(max_steps) if max_steps is not None else t.num_epochs * steps_per_epoch
+        if total_steps < 1:
+            raise ValueError(f"the step budget must be positive. Received: {total_steps}")
+        if dry_run:
+            _log_dry_run_plan(config, logger, resume or fixed_path or
+                              next_run_path(runs_root, name), resume, total_steps,
+                              steps_per_epoch, strategy.num_replicas_in_sync)
+        model = build_model(config, strategy)
+        logger.info("model: generator %d parameters, discriminator %d, EMA %s; %d replica(s)",
+                    model.generator.count_params(), model.discriminator.count_params(),
+                    "on" if model.ema_generator is not None else "off",
+                    strategy.num_replicas_in_sync)
+        if init_from is not None and checkpoint is None:  # fine-tuning (not on a resume)
+            initialize_from(model, init_from, logger=logger)
+        manager = _checkpoint_manager(session, model, resume, dry_run, t.keep_checkpoints)
+        start_step = 0
+        if checkpoint is not None:
+            start_step = _restore(model, manager, checkpoint, session, steps_per_epoch, logger)
+        fit_data = _training_data(dataset_fn, strategy, start_step)
+        if dry_run:
+            return _dry_run_step(model, fit_data, total_steps, logger)
+        run_path = session.run.path if session.run is not None else None
+        if start_step >= total_steps:
+            logger.info("nothing to do: step %d >= budget %d", start_step, total_steps)
+            return TrainResult(run_path, start_step, start_step, total_steps,
+                               last_checkpoint=checkpoint and str(checkpoint))
+        context, callbacks = _make_callbacks(
+            config, model, session, manager, dataset_fn, total_steps, steps_per_epoch,
+            metric_fn, fid_extractor, stack)
+        context.last_checkpoint = str(checkpoint) if checkpoint is not None else None
+        step, logs, seconds = _fit(model, fit_data, callbacks, start_step, total_steps,
+                                   steps_per_epoch, t.batch_size, session, logger)
+        result = TrainResult(run_path, start_step, step, total_steps, failed=context.failed,
+                             failure=context.failure, last_checkpoint=context.last_checkpoint,
+                             logs=logs)
+        if context.failed:
+            logger.error("run stopped: %s; last good checkpoint %s", context.failure,
+                         context.last_checkpoint)
+            return result
+        _finish(model, context, session, step, seconds, logger)
+        return result
+
+
+# ---------------------------------------------------------------- the steps of train()
+def _check_arguments(config, strategy):
+    """The strategy to train under, once the config fits it."""
     if not isinstance(config, OASISConfig):
         raise ValueError(f"`config` must be an OASISConfig. Received: {type(config).__name__}")
     t = config.train
@@ -221,195 +293,303 @@ def train(config, data_root=None, runs_root="runs", resume=None, max_steps=None,
     if t.batch_size % replicas:
         raise ValueError(f"`train.batch_size` ({t.batch_size}) must be divisible by the "
                          f"number of replicas ({replicas})")
-    dataset_fn = dataset_fn or make_dataset_fn(config, data_root)
-    name = name or config.data.dataset
+    return strategy
+
+
+def _resume_or_fixed_folder(resume, backup_dir):
+    """``(resume, fixed_path)``: a ``backup_dir`` with a checkpoint is resumed, one
+    without is created at that path. Decided before the first collective op, so the
+    chief cannot have written a checkpoint that another worker does not see yet."""
+    if backup_dir is None:
+        return resume, None
+    if resume is not None:
+        raise ValueError("give `resume` or `backup_dir`, not both")
+    if has_checkpoint(backup_dir):
+        return backup_dir, None
+    return None, Path(backup_dir)
+
+
+def _with_data_root(config, data_root, resume):
+    """``config`` with the absolute data root the run reads in ``data.root``.
+
+    ``data_root`` wins over ``config.data.root``; on a resume without ``data_root``
+    the run's own ``config.yaml`` decides (a ``config`` from elsewhere cannot
+    silently switch the data). The synthetic layout defaults to
+    ``oasis_tf.data.default_synthetic_root()``."""
+    root = data_root
+    if root is None and resume is not None:
+        saved = RunDir(resume).config_path
+        if saved.exists():
+            root = load_config(saved).data.root
+    if root is None:
+        root = config.data.root
+    if root is None and config.data.dataset == "synthetic":
+        from oasis_tf.data import default_synthetic_root
+
+        root = default_synthetic_root()
+    if root is None:
+        return config
+    root = os.path.abspath(os.path.expanduser(os.fspath(root)))
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, root=root))
+
+
+@dataclasses.dataclass
+class _Session:
+    """Where this process writes: the run folder (chief) or nothing but a log."""
+
+    logger: logging.Logger
+    run: object = None          # RunDir of the chief, else None
+    chief: bool = True
+    task_id: int = 0
+    replicas: int = 1
+
+
+def _open_session(config, strategy, runs_root, name, resume, fixed_path, dry_run, console,
+                  stack):
+    """Creates or reopens the run folder (chief) or a worker's log, and the logger.
+
+    A non-chief worker writes only its own log: ``<run>/worker-<i>.log`` on a resume,
+    else ``<runs_root>/<name>-worker-<i>.log``. It restores from the chief's
+    checkpoints (shared storage) and trains every step like the chief."""
     chief = distribute.is_chief(strategy)
     _, task_id, _ = distribute.task_info(strategy)
-    fixed_path = None
-    if backup_dir is not None:
-        if resume is not None:
-            raise ValueError("give `resume` or `backup_dir`, not both")
-        # Decided before the first collective op, so the chief cannot have written a
-        # checkpoint that another worker does not see yet.
-        if has_checkpoint(backup_dir):
-            resume = backup_dir
-        else:
-            fixed_path = Path(backup_dir)
-
-    # ---------------------------------------------------------------- run folder
+    replicas = strategy.num_replicas_in_sync
     run = None
-    handler = None
-    worker_log = None
     if dry_run:
-        logger, handler = _console_logger()
+        logger, close = open_logger(None, console=True)
     elif not chief:
-        # A non-chief worker writes only its own log: <run>/worker-<i>.log on a
-        # resume, else <runs_root>/<name>-worker-<i>.log. It restores from the
-        # chief's checkpoints (shared storage) and trains every step like the chief.
         folder = Path(resume or fixed_path or runs_root)
         prefix = "" if (resume or fixed_path) is not None else f"{name}-"
         folder.mkdir(parents=True, exist_ok=True)
-        worker_log = folder / f"{prefix}worker-{task_id}.log"
-        logger = _open_worker_logger(worker_log, console)
-    elif resume is not None:
-        run = RunDir(resume)
-        if not run.checkpoints_dir.is_dir():
-            raise FileNotFoundError(f"--resume {resume}: not a run folder (no checkpoints/)")
-        run.make_subdirs()
-        logger = run.open_logger(console=console)
-    elif fixed_path is not None:
-        run = create_run_dir_at(fixed_path, config)
-        logger = run.open_logger(console=console)
+        logger, close = open_logger(folder / f"{prefix}worker-{task_id}.log", console)
     else:
-        run = create_run_dir(runs_root, name, config)
-        logger = run.open_logger(console=console)
-    writer = None
-    try:
-        steps_per_epoch = _steps_per_epoch(dataset_fn(), t.batch_size)
-        total_steps = int(max_steps) if max_steps is not None else t.num_epochs * steps_per_epoch
-        if total_steps < 1:
-            raise ValueError(f"the step budget must be positive. Received: {total_steps}")
-
-        if dry_run:
-            where = Path(resume or fixed_path or next_run_path(runs_root, name))
-            logger.info("DRY RUN: nothing is written. Resolved configuration:\n%s",
-                        _config_text(config))
-            logger.info("DRY RUN: would %s run folder %s; %d steps (%d per epoch, global "
-                        "batch %d, %d replica(s)); log every %d, samples every %d, "
-                        "checkpoints every %d (keep %d)",
-                        "resume" if resume else "create", where, total_steps, steps_per_epoch,
-                        t.batch_size, replicas, t.log_every, t.sample_every,
-                        t.checkpoint_every, t.keep_checkpoints)
-
-        model = build_model(config, strategy)
-        logger.info("model: generator %d parameters, discriminator %d, EMA %s; %d replica(s)",
-                    model.generator.count_params(), model.discriminator.count_params(),
-                    "on" if model.ema_generator is not None else "off", replicas)
-        if init_from is not None and resume is None:  # fine-tuning (not on a resume)
-            initialize_from(model, init_from, logger=logger)
-
-        manager = None
-        start_step = 0
-        last_checkpoint = None
-        if run is not None:
-            manager = CheckpointManager(run.checkpoints_dir, model,
-                                        max_to_keep=t.keep_checkpoints)
-        elif not chief and not dry_run:
-            manager = _ReadOnlyCheckpoints(
-                CheckpointManager(RunDir(resume).checkpoints_dir, model)
-                if resume is not None else None)
-        if resume is not None and not dry_run:
-            latest = manager.latest_checkpoint
-            if latest is None:
-                raise FileNotFoundError(f"--resume {resume}: no checkpoint in "
-                                        f"{run.checkpoints_dir}")
-            state = manager.restore(latest)
-            start_step = int(state["step"])
-            for opt in (model.g_optimizer, model.d_optimizer):
-                if int(opt.iterations.numpy()) != start_step:
-                    raise ValueError(f"{opt.name}.iterations {int(opt.iterations.numpy())} != "
-                                     f"checkpoint step {start_step} in {latest}")
-            dropped = run.truncate_metrics(start_step) if chief else 0
-            last_checkpoint = str(latest)
-            epoch, batch = divmod(start_step, steps_per_epoch)
-            logger.info("resumed from %s at step %d (epoch %d, batch %d of %d); "
-                        "g_optimizer checksum %.10e, d_optimizer checksum %.10e; dropped %d "
-                        "metrics records after step %d", latest, start_step, epoch, batch,
-                        steps_per_epoch, optimizer_checksum(model.g_optimizer),
-                        optimizer_checksum(model.d_optimizer), dropped, start_step)
-
-        # ---------------------------------------------------------------- data
-        def train_dataset(input_context=None):
-            ds = dataset_fn(input_context=input_context) if input_context is not None \
-                else dataset_fn()
-            return ds.repeat().skip(start_step)
-
-        if replicas > 1:
-            fit_data = strategy.distribute_datasets_from_function(train_dataset)
+        if resume is not None:
+            run = RunDir(resume)
+            if not run.checkpoints_dir.is_dir():
+                raise FileNotFoundError(f"--resume {resume}: not a run folder (no checkpoints/)")
+            run.make_subdirs()
+        elif fixed_path is not None:
+            run = create_run_dir_at(fixed_path, config)
         else:
-            fit_data = train_dataset()
+            run = create_run_dir(runs_root, name, config)
+        logger, close = open_logger(run.log_path, console)
+        if resume is not None:
+            _record_data_root(run, config, logger)
+    stack.callback(close)
+    return _Session(logger, run, chief, task_id, replicas)
 
-        if dry_run:
-            logs = model.fit(fit_data, epochs=1, steps_per_epoch=1, verbose=0,
-                             shuffle=False).history
-            logs = {k: float(v[-1]) for k, v in logs.items()}
-            logger.info("DRY RUN: one step ran: %s",
-                        ", ".join(f"{k}={v:.4f}" for k, v in logs.items()))
-            return TrainResult(None, 0, 1, total_steps, logs=logs)
 
-        run_path = run.path if run is not None else None
-        if start_step >= total_steps:
-            logger.info("nothing to do: step %d >= budget %d", start_step, total_steps)
-            return TrainResult(run_path, start_step, start_step, total_steps,
-                               last_checkpoint=last_checkpoint)
+def _record_data_root(run, config, logger):
+    """On a resume: a data root other than the one in ``config.yaml`` is logged and
+    stored (it only differs when ``data_root`` was given)."""
+    if not run.config_path.exists():
+        save_config(config, run.config_path)
+        return
+    saved = load_config(run.config_path)
+    if saved.data.root != config.data.root:
+        logger.warning("data.root changed from %s to %s (given explicitly); config.yaml "
+                       "now records the new one", saved.data.root, config.data.root)
+        save_config(dataclasses.replace(saved, data=dataclasses.replace(
+            saved.data, root=config.data.root)), run.config_path)
 
-        # ---------------------------------------------------------------- callbacks
-        if chief:
-            writer = tf.summary.create_file_writer(str(run.tensorboard_dir))
-        context = cb.RunContext(
-            model, logger, total_steps, t.batch_size, steps_per_epoch=steps_per_epoch,
-            run=run, ema_dataset_fn=lambda: dataset_fn(),
-            ema_refresh_batches=t.ema_bn_refresh_batches, writer=writer)
-        context.last_checkpoint = last_checkpoint
-        sample_batch = _sample_batch(dataset_fn, min(8, t.batch_size))
-        checkpointer = cb.Checkpointer(context, manager, every=t.checkpoint_every,
-                                       metric_fn=metric_fn if chief else None)
-        callbacks = [cb.NaNGuard(context), cb.PerStepMetrics(),
-                     cb.ProgressLogger(context, every=t.log_every),
-                     cb.SampleGrid(context, sample_batch, every=t.sample_every,
-                                   noise_seed=t.seed)]
-        if t.fid_every > 0 and fid_extractor is not None and chief:
-            from oasis_tf.metrics.evaluate import make_extractor
-            from oasis_tf.training.fid_callback import FIDCallback
 
-            extractor = (make_extractor(fid_extractor) if isinstance(fid_extractor, str)
-                         else fid_extractor)
-            if extractor is None:
-                logger.warning("train.fid_every=%d but no FID extractor was found for %r; "
-                               "FID is off", t.fid_every, fid_extractor)
-            else:
-                callbacks.append(FIDCallback(context, extractor, dataset_fn,
-                                             every=t.fid_every, manager=manager,
-                                             seed=t.seed, batch_size=t.batch_size))
-        callbacks.append(checkpointer)
+def _prepare_synthetic_data(config, dry_run, logger, stack):
+    """Says when the synthetic data set is about to be written (first use of its
+    folder). A dry run writes it into a temporary folder, removed at the end, so it
+    leaves no file behind."""
+    d = config.data
+    if d.dataset != "synthetic" or d.root is None:
+        return config
+    from oasis_tf.data import synthetic
 
-        chunk = math.gcd(math.gcd(steps_per_epoch, start_step), total_steps)
-        logger.info("training steps %d..%d of %d (%d per epoch, global batch %d) in %s",
-                    start_step + 1, total_steps, total_steps, steps_per_epoch, t.batch_size,
-                    run_path if chief else f"worker {task_id} (not the chief: no files)")
-        start = time.time()
-        history = model.fit(fit_data, epochs=total_steps // chunk,
-                            initial_epoch=start_step // chunk, steps_per_epoch=chunk,
-                            callbacks=callbacks, verbose=0, shuffle=False)
-        step = cb.global_step(model)
-        logs = {k: float(v[-1]) for k, v in (history.history or {}).items() if v}
-        result = TrainResult(run_path, start_step, step, total_steps, failed=context.failed,
-                             failure=context.failure, last_checkpoint=context.last_checkpoint,
-                             logs=logs)
-        if context.failed:
-            logger.error("run stopped: %s; last good checkpoint %s", context.failure,
-                         context.last_checkpoint)
-            return result
-        from oasis_tf.convert.saving import save_network
-        context.refresh_ema(step)
-        logger.info("step %d: state digest %s", step, distribute.state_digest(model))
-        if not chief:
-            logger.info("finished at step %d in %.1f s (worker %d)", step,
-                        time.time() - start, task_id)
-            return result
-        network = model.ema_generator if model.ema_generator is not None else model.generator
-        path = save_network(network, run.path / "generator.keras", overwrite=True)
-        logger.info("finished at step %d in %.1f s; wrote %s", step, time.time() - start, path)
-        return result
-    finally:
-        if writer is not None:
-            writer.close()
-        if run is not None:
-            run.close_logger()
-        if worker_log is not None:
-            _close_worker_logger()
-        if handler is not None:
-            logging.getLogger(LOGGER_NAME).removeHandler(handler)
+    if os.path.exists(os.path.join(d.root, synthetic.MARKER_FILE)):
+        return config
+    if dry_run:
+        import tempfile
+
+        root = stack.enter_context(tempfile.TemporaryDirectory(prefix="oasis_tf-dry-run-"))
+        logger.info("DRY RUN: writing the synthetic data set to the temporary folder %s "
+                    "(removed at the end)...", root)
+        return dataclasses.replace(config, data=dataclasses.replace(d, root=root))
+    logger.info("writing the synthetic data set to %s (first use; later runs read it "
+                "there)...", d.root)
+    return config
+
+
+def _log_dry_run_plan(config, logger, where, resume, total_steps, steps_per_epoch, replicas):
+    t = config.train
+    logger.info("DRY RUN: nothing is written. Resolved configuration:\n%s",
+                _config_text(config))
+    logger.info("DRY RUN: would %s run folder %s; %d steps (%d per epoch, global "
+                "batch %d, %d replica(s)); log every %d, samples every %d, "
+                "checkpoints every %d (keep %d)",
+                "resume" if resume else "create", where, total_steps, steps_per_epoch,
+                t.batch_size, replicas, t.log_every, t.sample_every,
+                t.checkpoint_every, t.keep_checkpoints)
+
+
+def _choose_checkpoint(resume, dry_run, logger):
+    """The newest whole checkpoint of the run to resume (damaged ones are named and
+    skipped), or None when not resuming.
+
+    Raises:
+        NoWholeCheckpointError: none is whole.
+    """
+    if resume is None or dry_run:
+        return None
+    directory = RunDir(resume).checkpoints_dir
+    try:
+        path, _ = newest_whole_checkpoint(directory, log=logger)
+    except NoWholeCheckpointError as exc:
+        logger.error("--resume %s: %s", resume, exc)
+        raise
+    return path
+
+
+def _checkpoint_manager(session, model, resume, dry_run, keep):
+    """The run's ``CheckpointManager`` (chief; the leftovers of killed writers are
+    removed first), a read-only one (other workers), or None (dry run)."""
+    if session.run is not None:
+        manager = CheckpointManager(session.run.checkpoints_dir, model, max_to_keep=keep)
+        manager.remove_leftovers()
+        return manager
+    if dry_run:
+        return None
+    return _ReadOnlyCheckpoints(CheckpointManager(RunDir(resume).checkpoints_dir, model)
+                                if resume is not None else None)
+
+
+def _restore(model, manager, checkpoint, session, steps_per_epoch, logger):
+    """Restores G, D, EMA and both optimizers from ``checkpoint``; returns its step.
+    ``metrics.jsonl`` records after it are dropped (those steps are re-done)."""
+    state = manager.restore(checkpoint)
+    start_step = int(state["step"])
+    for opt in (model.g_optimizer, model.d_optimizer):
+        if int(opt.iterations.numpy()) != start_step:
+            raise ValueError(f"{opt.name}.iterations {int(opt.iterations.numpy())} != "
+                             f"checkpoint step {start_step} in {checkpoint}")
+    dropped = session.run.truncate_metrics(start_step) if session.run is not None else 0
+    epoch, batch = divmod(start_step, steps_per_epoch)
+    logger.info("resumed from %s at step %d (epoch %d, batch %d of %d); "
+                "g_optimizer checksum %.10e, d_optimizer checksum %.10e; dropped %d "
+                "metrics records after step %d", checkpoint, start_step, epoch, batch,
+                steps_per_epoch, optimizer_checksum(model.g_optimizer),
+                optimizer_checksum(model.d_optimizer), dropped, start_step)
+    return start_step
+
+
+def _training_data(dataset_fn, strategy, start_step):
+    """The repeated training data, the ``start_step`` batches already consumed skipped
+    (see the module doc), distributed over the replicas."""
+    def train_dataset(input_context=None):
+        ds = dataset_fn(input_context=input_context) if input_context is not None \
+            else dataset_fn()
+        return ds.repeat().skip(start_step)
+
+    if strategy.num_replicas_in_sync > 1:
+        return strategy.distribute_datasets_from_function(train_dataset)
+    return train_dataset()
+
+
+def _dry_run_step(model, fit_data, total_steps, logger):
+    logger.info("DRY RUN: tracing the training step and running it once...")
+    logs = model.fit(fit_data, epochs=1, steps_per_epoch=1, verbose=0, shuffle=False).history
+    logs = {k: float(v[-1]) for k, v in logs.items()}
+    logger.info("DRY RUN: one step ran: %s", ", ".join(f"{k}={v:.4f}" for k, v in logs.items()))
+    return TrainResult(None, 0, 1, total_steps, logs=logs)
+
+
+def _make_callbacks(config, model, session, manager, dataset_fn, total_steps,
+                    steps_per_epoch, metric_fn, fid_extractor, stack):
+    """The ``RunContext`` and the callback list (NaN guard first, checkpoints last)."""
+    t = config.train
+    logger = session.logger
+    writer = None
+    if session.chief:
+        writer = tf.summary.create_file_writer(str(session.run.tensorboard_dir))
+        stack.callback(writer.close)
+    context = cb.RunContext(
+        model, logger, total_steps, t.batch_size, steps_per_epoch=steps_per_epoch,
+        run=session.run, ema_dataset_fn=lambda: dataset_fn(),
+        ema_refresh_batches=t.ema_bn_refresh_batches, writer=writer)
+    sample_batch = _sample_batch(dataset_fn, min(8, t.batch_size))
+    callbacks = [cb.NaNGuard(context), cb.PerStepMetrics(),
+                 cb.ProgressLogger(context, every=t.log_every),
+                 cb.SampleGrid(context, sample_batch, every=t.sample_every,
+                               noise_seed=t.seed)]
+    if t.fid_every > 0 and fid_extractor is not None and session.chief:
+        from oasis_tf.metrics.evaluate import make_extractor
+        from oasis_tf.training.fid_callback import FIDCallback
+
+        extractor = (make_extractor(fid_extractor) if isinstance(fid_extractor, str)
+                     else fid_extractor)
+        if extractor is None:
+            logger.warning("train.fid_every=%d but no FID extractor was found for %r; "
+                           "FID is off", t.fid_every, fid_extractor)
+        else:
+            callbacks.append(FIDCallback(context, extractor, dataset_fn,
+                                         every=t.fid_every, manager=manager,
+                                         seed=t.seed, batch_size=t.batch_size))
+    callbacks.append(cb.Checkpointer(context, manager, every=t.checkpoint_every,
+                                     metric_fn=metric_fn if session.chief else None))
+    return context, callbacks
+
+
+def _fit(model, fit_data, callbacks, start_step, total_steps, steps_per_epoch, batch_size,
+         session, logger):
+    """Runs ``model.fit`` from ``start_step`` to ``total_steps``; returns ``(step, the
+    last step's losses, seconds)``. ``fit`` epochs are chunks of ``gcd(steps_per_epoch,
+    start_step, total_steps)`` steps (see the module doc)."""
+    chunk = math.gcd(math.gcd(steps_per_epoch, start_step), total_steps)
+    where = session.run.path if session.chief else \
+        f"worker {session.task_id} (not the chief: no files)"
+    logger.info("training steps %d..%d of %d (%d per epoch, global batch %d) in %s",
+                start_step + 1, total_steps, total_steps, steps_per_epoch, batch_size, where)
+    logger.info("tracing the training step (the first step includes it; it is not "
+                "counted in s/step and ETA)...")
+    start = time.time()
+    history = model.fit(fit_data, epochs=total_steps // chunk,
+                        initial_epoch=start_step // chunk, steps_per_epoch=chunk,
+                        callbacks=callbacks, verbose=0, shuffle=False)
+    logs = {k: float(v[-1]) for k, v in (history.history or {}).items() if v}
+    return cb.global_step(model), logs, time.time() - start
+
+
+def _finish(model, context, session, step, seconds, logger):
+    """The end of a run that did not fail: EMA BatchNorm refresh, the state digest,
+    and (chief) the networks with their manifest in the run folder."""
+    context.refresh_ema(step)
+    logger.info("step %d: state digest %s", step, distribute.state_digest(model))
+    if not session.chief:
+        logger.info("finished at step %d in %.1f s (worker %d)", step, seconds,
+                    session.task_id)
+        return
+    paths = save_final_networks(model, session.run.path)
+    logger.info("finished at step %d in %.1f s; wrote %s", step, seconds,
+                ", ".join(str(p) for p in paths))
+
+
+def save_final_networks(model, run_path):
+    """Writes ``generator.keras`` (the EMA generator when there is one) and
+    ``discriminator.keras`` into the run folder, then ``manifest.json`` with their
+    sizes and SHA-256 digests (``oasis_tf.loading`` checks them). The old manifest
+    goes first, so a process killed in between leaves files that are not trusted.
+
+    Returns:
+        The two paths.
+    """
+    from oasis_tf.convert.saving import save_network
+
+    run_path = Path(run_path)
+    manifest = run_path / MANIFEST
+    if manifest.exists():
+        manifest.unlink()
+    network = model.ema_generator if model.ema_generator is not None else model.generator
+    paths = [save_network(network, run_path / "generator.keras", overwrite=True),
+             save_network(model.discriminator, run_path / "discriminator.keras",
+                          overwrite=True)]
+    write_manifest(run_path, names=["generator.keras", "discriminator.keras"])
+    return [Path(p) for p in paths]
 
 
 class _ReadOnlyCheckpoints:
@@ -428,32 +608,6 @@ class _ReadOnlyCheckpoints:
 
     def save(self, step, state=None, metric=None):
         return self.manager.path_for(step) if self.manager is not None else f"step {step}"
-
-
-_WORKER_HANDLERS = []
-
-
-def _open_worker_logger(path, console):
-    logger = logging.getLogger(LOGGER_NAME)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    handlers = [logging.FileHandler(path, mode="a", encoding="utf-8")]
-    if console:
-        handlers.append(logging.StreamHandler(sys.stdout))
-    for handler in handlers:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        logger.addHandler(handler)
-        _WORKER_HANDLERS.append(handler)
-    return logger
-
-
-def _close_worker_logger():
-    logger = logging.getLogger(LOGGER_NAME)
-    while _WORKER_HANDLERS:
-        handler = _WORKER_HANDLERS.pop()
-        handler.flush()
-        logger.removeHandler(handler)
-        handler.close()
 
 
 def _config_text(config):

@@ -1,0 +1,203 @@
+"""Checkpoints that prove they are whole (issue 12, item 1).
+
+One tiny run (4 steps, checkpoints at steps 2 and 4) is trained once per module.
+Each test copies it and damages the newest checkpoint the way disks and killed
+writers do (truncated or bit-flipped weights, a deleted file, a garbled
+``state.json``, no manifest): restoring names the damaged checkpoint and restores
+step 2 exactly (the state digest of every variable of G, D, EMA and both
+optimizers); a resumed run continues from step 2 and ends in the state of the
+uninterrupted run. With both checkpoints damaged, ``tools/train.py --resume``
+stops with exit status 1 and lists both.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from oasis_tf.loading import load_discriminator, load_generator
+from oasis_tf.training import CheckpointManager, build_model, train
+from oasis_tf.training.checkpoints import (MANIFEST, DamagedCheckpointError,
+                                           NoWholeCheckpointError, newest_whole_checkpoint)
+from oasis_tf.training.distribute import state_digest
+from test_training_run import TINY, _in_memory_dataset_fn, _overrides, _tiny_config
+
+REPO = Path(__file__).resolve().parents[1]
+DIGEST = re.compile(r"step 4: state digest ([0-9a-f]{64})")
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    """An uninterrupted 4-step run: ``(run folder, state digest at step 4)``."""
+    root = tmp_path_factory.mktemp("straight")
+    result = train(_tiny_config(), runs_root=root, max_steps=4, console=False,
+                   dataset_fn=_in_memory_dataset_fn(), name="x")
+    run = Path(result.run_dir)
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+        "ckpt-00000002", "ckpt-00000004"]
+    return run, DIGEST.findall((run / "train.log").read_text())[-1]
+
+
+def _copy(run, tmp_path):
+    copy = tmp_path / run.name
+    shutil.copytree(run, copy)
+    return copy
+
+
+def _flip_middle(path):
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 4] = bytes(b ^ 0xFF for b in data[middle:middle + 4])
+    path.write_bytes(bytes(data))
+
+
+def _damage(ckpt, how):
+    """Damages a checkpoint folder; returns the file the error must name."""
+    if how == "truncate":
+        path = ckpt / "generator.weights.h5"
+        path.write_bytes(path.read_bytes()[:1000])
+        return path.name
+    if how == "flip":
+        _flip_middle(ckpt / "discriminator.weights.h5")
+        return "discriminator.weights.h5"
+    if how == "delete":
+        (ckpt / "optimizers.npz").unlink()
+        return "optimizers.npz"
+    if how == "garble_state":
+        (ckpt / "state.json").write_text('{"step": 4, "epo')
+        return "state.json"
+    if how == "no_manifest":
+        (ckpt / MANIFEST).unlink()
+        return MANIFEST
+    raise ValueError(how)
+
+
+@pytest.fixture(scope="module")
+def model_at_step_2(straight):
+    """A model of the run's config and the state digest of its step-2 checkpoint."""
+    run, _ = straight
+    model = build_model(_tiny_config())
+    CheckpointManager(run / "checkpoints", model).restore(run / "checkpoints" / "ckpt-00000002")
+    return model, state_digest(model)
+
+
+@pytest.mark.parametrize("how", ["truncate", "flip", "delete", "garble_state", "no_manifest"])
+def test_damaged_newest_checkpoint_is_named_and_skipped(straight, model_at_step_2, tmp_path,
+                                                        caplog, how):
+    """What ``train(resume=...)`` restores (``CheckpointManager.restore`` of the newest
+    whole checkpoint): the damaged step-4 checkpoint is named, step 2 is restored."""
+    model, digest_at_2 = model_at_step_2
+    run = _copy(straight[0], tmp_path)
+    bad_file = _damage(run / "checkpoints" / "ckpt-00000004", how)
+    for v in model.generator.weights[:3]:  # so that a restore that does nothing shows
+        v.assign(v + 1.0)
+    with caplog.at_level("WARNING", logger="oasis_tf.training"):
+        state = CheckpointManager(run / "checkpoints", model).restore()
+    assert state["step"] == 2 and state["path"].endswith("ckpt-00000002")
+    assert re.search(rf"ckpt-00000004 is damaged: {re.escape(bad_file)}: ", caplog.text), \
+        caplog.text
+    assert state_digest(model) == digest_at_2
+    with pytest.raises(DamagedCheckpointError, match=re.escape(bad_file)):
+        CheckpointManager(run / "checkpoints", model).restore(run / "checkpoints" /
+                                                               "ckpt-00000004")
+
+
+def test_resume_after_damage_ends_like_the_uninterrupted_run(straight, tmp_path):
+    """A run whose newest checkpoint has flipped bytes resumes from the previous one,
+    removes a killed writer's leftover folder, and ends in the uninterrupted run's
+    state."""
+    run0, digest = straight
+    run = _copy(run0, tmp_path)
+    newest = run / "checkpoints" / "ckpt-00000004"
+    _damage(newest, "flip")
+    leftover = run / "checkpoints" / ".tmp-ckpt-00000006-12345"  # a killed writer's
+    leftover.mkdir()
+    (leftover / "generator.weights.h5").write_bytes(b"half")
+
+    result = train(_tiny_config(), resume=run, max_steps=4, console=False,
+                   dataset_fn=_in_memory_dataset_fn(), name="x")
+    assert (result.start_step, result.step) == (2, 4)
+    log = (run / "train.log").read_text()
+    assert re.search(r"WARNING .*ckpt-00000004 is damaged: discriminator\.weights\.h5: "
+                     r"SHA-256 differs", log), log[-3000:]
+    assert re.search(r"resumed from \S*ckpt-00000002 at step 2", log)
+    assert not leftover.exists() and f"removed {leftover}" in log
+    assert DIGEST.findall(log)[-1] == digest
+    assert newest_whole_checkpoint(run / "checkpoints")[0] == newest  # re-written whole
+
+
+def test_all_damaged_is_a_clear_error_with_exit_status_1(straight, tmp_path):
+    run0, _ = straight
+    run = _copy(run0, tmp_path)
+    _damage(run / "checkpoints" / "ckpt-00000004", "flip")
+    _damage(run / "checkpoints" / "ckpt-00000002", "no_manifest")
+    with pytest.raises(NoWholeCheckpointError) as info:
+        newest_whole_checkpoint(run / "checkpoints")
+    assert [p.name for p, _ in info.value.problems] == ["ckpt-00000004", "ckpt-00000002"]
+
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    out = subprocess.run([sys.executable, str(REPO / "tools" / "train.py"), "--resume", str(run),
+                          "--max_steps", "6", *_overrides(TINY)],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 1, out.stdout[-2000:] + out.stderr[-2000:]
+    assert re.search(r"train: error: no whole checkpoint in \S+checkpoints: found 2, all "
+                     r"damaged \(ckpt-00000004: discriminator\.weights\.h5: SHA-256 differs.*; "
+                     r"ckpt-00000002: manifest\.json: missing", out.stderr), out.stderr[-2000:]
+    assert "Traceback" not in out.stderr
+
+
+def test_best_and_final_networks_are_checked_too(straight, tmp_path, caplog):
+    """``best/``, ``generator.keras`` / ``discriminator.keras`` (and so
+    ``tools/export.py`` and ``load_generator`` on a run folder) are verified."""
+    run0, _ = straight
+    run = _copy(run0, tmp_path)
+    for name in ("generator.keras", "discriminator.keras", MANIFEST):
+        assert (run / name).exists(), name
+    generator, info = load_generator(run)
+    assert info["source"].endswith("generator.keras")
+    discriminator, info = load_discriminator(run)
+    assert info["source"].endswith("discriminator.keras")
+    from_checkpoint, info = load_discriminator(run, checkpoint="latest")
+    assert info["source"].endswith("ckpt-00000004/discriminator.weights.h5")
+    for a, b in zip(discriminator.weights, from_checkpoint.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+
+    _flip_middle(run / "generator.keras")
+    with caplog.at_level("WARNING", logger="oasis_tf.loading"):
+        _, info = load_generator(run)
+    assert info["source"].endswith("ckpt-00000004/ema_generator.weights.h5")
+    assert "generator.keras: SHA-256 differs" in caplog.text
+
+    best = run / "checkpoints" / "best"
+    shutil.copytree(run / "checkpoints" / "ckpt-00000002", best)
+    _damage(best, "truncate")
+    with pytest.raises(DamagedCheckpointError, match=r"best is damaged: generator\.weights\.h5"):
+        load_generator(run, checkpoint="best")
+    manager = CheckpointManager(run / "checkpoints", model=None)
+    with caplog.at_level("WARNING", logger="oasis_tf.training"):
+        assert manager.best_metric() is None  # replaced by the next best checkpoint
+    assert "best is damaged" in caplog.text
+
+
+def test_tf_train_checkpoint_still_misses_variables(tmp_path):
+    """Why checkpoints.py does not use ``tf.train.Checkpoint`` (re-checked on Keras 3 /
+    TF 2.21): the residual blocks live in Python lists, which Keras does not track as
+    checkpoint children, so a ``tf.train.Checkpoint`` of each network leaves most of its
+    variables out (the optimizers' slots then have no network variables to attach to).
+    When this test fails, Keras tracks them: switch to ``tf.train.Checkpoint`` /
+    ``CheckpointManager``, keeping the atomic write, the manifest and ``best/``. What
+    oasis_tf writes instead holds every variable (see
+    ``test_training_run.test_checkpoint_round_trip_restores_networks_and_optimizers``)."""
+    model = build_model(_tiny_config())
+    for network in (model.generator, model.discriminator):
+        path = tf.train.Checkpoint(net=network).write(str(tmp_path / network.name))
+        saved = [n for n, _ in tf.train.list_variables(path) if "VARIABLE_VALUE" in n]
+        assert len(saved) < len(network.variables) // 2, (network.name, len(saved),
+                                                          len(network.variables))
