@@ -42,7 +42,7 @@ test: install
 test-fast: install
 	$(PY) -m pytest -q --durations=15 -m "not slow" tests $(PYTEST_ARGS)
 
-# The synthetic-data demo: data in runs/data/synthetic (or $$OASIS_TF_DATA/synthetic),
+# The synthetic-data demo: data in ~/.cache/oasis_tf/synthetic (or $$OASIS_TF_DATA/synthetic),
 # a run folder runs/demo-NNNN with samples, loss curves and the final checkpoint.
 # DEMO_STEPS=100 make demo for a shorter run (default: tools/demo.py's DEFAULT_STEPS).
 # DEMO_PRECISION=float32 make demo to choose the precision (default auto: mixed_bfloat16

@@ -6,8 +6,9 @@
 What it does, in order:
 
 1. writes the synthetic data set (procedural outdoor scenes, no download) to
-   ``$OASIS_TF_DATA/synthetic`` or, without that variable, ``runs/data/synthetic``
-   in the repository (kept between runs: the second demo skips this step);
+   the library's one default place, ``oasis_tf.data.default_synthetic_root()``:
+   ``$OASIS_TF_DATA/synthetic`` or, without that variable, the cache
+   ``~/.cache/oasis_tf/synthetic`` (kept between runs: the second demo skips this step);
 2. trains ``configs/synthetic.yaml`` for a fixed step budget (default 1500 steps,
    10-11 minutes on 2 shared CPU cores in float32) in a new run folder
    ``runs/demo-NNNN``, printing a progress line every ``log_every`` steps; in
@@ -45,11 +46,11 @@ SAMPLES_PER_LABEL = 4
 
 
 def default_data_root():
-    """``$OASIS_TF_DATA/synthetic``, else ``<repo>/runs/data/synthetic``."""
-    base = os.environ.get("OASIS_TF_DATA")
-    if base:
-        return os.path.join(base, "synthetic")
-    return str(REPO / "runs" / "data" / "synthetic")
+    """The synthetic data's one default place (``oasis_tf.data.default_synthetic_root``):
+    ``$OASIS_TF_DATA/synthetic``, else ``~/.cache/oasis_tf/synthetic``."""
+    from oasis_tf.data import default_synthetic_root
+
+    return default_synthetic_root()
 
 
 # ---------------------------------------------------------------- figures
@@ -283,7 +284,7 @@ def main(argv=None):
     parser.add_argument("--out_dir", default=None, help="where the run folder goes "
                         "(default <repo>/runs)")
     parser.add_argument("--data_root", default=None, help="synthetic data folder (default "
-                        "$OASIS_TF_DATA/synthetic or <repo>/runs/data/synthetic)")
+                        "$OASIS_TF_DATA/synthetic or ~/.cache/oasis_tf/synthetic)")
     parser.add_argument("--config", default="synthetic", help="preset or YAML path")
     parser.add_argument("--precision", default=os.environ.get("DEMO_PRECISION", "auto"),
                         choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"),
