@@ -255,6 +255,12 @@ def export_saved_model(generator, base_dir, model_name="oasis", version=1,
     version = int(version)
     if not model_name or os.sep in model_name or model_name in (".", ".."):
         raise ValueError(f"model_name must be a plain folder name; got {model_name!r}")
+    from oasis_tf.models.factory import in_float32
+
+    # A network trained in mixed precision is served in float32 (TFLite has no
+    # bfloat16 kernels; the signatures promise float32 noise): same weights.
+    generator = in_float32(generator)
+    discriminator = None if discriminator is None else in_float32(discriminator)
     num_classes = int(generator.num_classes)
     size = tuple(int(s) for s in generator.image_size)
     palette = images.palette_for(generator, palette=palette)

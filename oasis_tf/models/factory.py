@@ -32,3 +32,24 @@ def discriminator_from_config(model_config, name="discriminator"):
     m = model_config
     return OASISDiscriminator(num_classes=m.num_classes, base_channels=m.d_channels,
                               spectral_norm=m.spectral_norm, name=name)
+
+
+def in_float32(network):
+    """``network`` itself when it computes in float32, else a float32 copy with the same
+    weights (a network trained under ``mixed_bfloat16`` / ``mixed_float16`` keeps its
+    variables in float32, so nothing is rounded). Saved generators, evaluation and
+    exports use it: TFLite has no bfloat16 kernels, and serving answers in float32.
+
+    Args:
+        network: an ``OASISGenerator`` or ``OASISDiscriminator``.
+    """
+    policy = getattr(network, "dtype_policy", None)
+    if policy is None or getattr(policy, "name", "float32") == "float32":
+        return network
+    copy = type(network).from_config({**network.get_config(), "dtype": "float32"})
+    if len(copy.weights) != len(network.weights):
+        raise ValueError(f"the float32 copy of {network.name} has {len(copy.weights)} "
+                         f"weights, the network {len(network.weights)}")
+    for target, source in zip(copy.weights, network.weights):
+        target.assign(source)
+    return copy

@@ -49,7 +49,7 @@ import tensorflow as tf
 
 from oasis_tf.config import OFFICIAL_INIT_GAIN, OASISConfig, load_config, save_config
 from oasis_tf.layers.spectral_norm import reinitialize_kernels, spectral_norm_warmup
-from oasis_tf.models.factory import discriminator_from_config, generator_from_config
+from oasis_tf.models.factory import discriminator_from_config, generator_from_config, in_float32
 from oasis_tf.models.oasis import OASIS
 from oasis_tf.optimizers import make_optimizers
 from oasis_tf.training import callbacks as cb
@@ -571,7 +571,8 @@ def _finish(model, context, session, step, seconds, logger):
 
 def save_final_networks(model, run_path):
     """Writes ``generator.keras`` (the EMA generator when there is one) and
-    ``discriminator.keras`` into the run folder, then ``manifest.json`` with their
+    ``discriminator.keras`` (in float32 whatever the training precision) into the run
+    folder, then ``manifest.json`` with their
     sizes and SHA-256 digests (``oasis_tf.loading`` checks them). The old manifest
     goes first, so a process killed in between leaves files that are not trusted.
 
@@ -585,8 +586,9 @@ def save_final_networks(model, run_path):
     if manifest.exists():
         manifest.unlink()
     network = model.ema_generator if model.ema_generator is not None else model.generator
-    paths = [save_network(network, run_path / "generator.keras", overwrite=True),
-             save_network(model.discriminator, run_path / "discriminator.keras",
+    # float32 files whatever the training precision (in_float32: same weights)
+    paths = [save_network(in_float32(network), run_path / "generator.keras", overwrite=True),
+             save_network(in_float32(model.discriminator), run_path / "discriminator.keras",
                           overwrite=True)]
     write_manifest(run_path, names=["generator.keras", "discriminator.keras"])
     return [Path(p) for p in paths]
