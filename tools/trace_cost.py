@@ -7,7 +7,8 @@ Builds the model of ``configs/synthetic.yaml`` (12 classes, 64x64, generator wid
 16, 4 res blocks, discriminator width 32, batch 4), traces ``train_step`` once per
 repetition (a fresh ``tf.function`` each time, same model) and prints one JSON
 line per repetition: ``trace_s`` (seconds of ``get_concrete_function``), ``ops``
-(operations in the traced graph) and ``ops_by_type`` (the most frequent types).
+(operations in the traced graph), ``ops_by_type`` (the most frequent types) and
+``ops_by_scope`` (by outermost name scope: network calls, gradients, optimizers).
 With ``--top N`` the first repetition runs under cProfile and its N most expensive
 functions by cumulative time are printed first. Every test that trains a model and
 ``make demo`` pay one such trace.
@@ -49,6 +50,14 @@ def build(batch):
     return model, data
 
 
+def _scope(name):
+    """The outermost name scope of an op, call counters dropped
+    (``oasis_discriminator_3/...`` -> ``oasis_discriminator``)."""
+    head = name.split("/")[0]
+    base, _, suffix = head.rpartition("_")
+    return base if base and suffix.isdigit() else head
+
+
 def trace_once(model, data, profile=None):
     """Traces ``model.train_step`` into a new graph; returns (seconds, graph)."""
     import tensorflow as tf
@@ -75,8 +84,10 @@ def main(argv):
             print(out.getvalue())
         ops = graph.get_operations()
         types = collections.Counter(op.type for op in ops)
+        scopes = collections.Counter(_scope(op.name) for op in ops)
         print(json.dumps({"repeat": i, "trace_s": round(seconds, 2), "ops": len(ops),
-                          "ops_by_type": dict(types.most_common(12))}), flush=True)
+                          "ops_by_type": dict(types.most_common(12)),
+                          "ops_by_scope": dict(scopes.most_common(16))}), flush=True)
 
 
 if __name__ == "__main__":
