@@ -27,6 +27,26 @@ def torch_nearest_indices(in_size, out_size):
     return np.minimum(src, in_size - 1).astype(np.int32)
 
 
+def _repeat(x, repeats, axis):
+    """``tf.repeat(x, repeats, axis)`` for an int ``repeats``.
+
+    ``tf.repeat`` is ``expand_dims``, ``tile`` and ``reshape``, with the output
+    shape computed in the graph (~20 shape ops a call); with static sizes past
+    the batch axis the same three ops take constant shapes instead (same values,
+    same gradient). Falls back to ``tf.repeat`` for dynamic sizes.
+    """
+    x = tf.convert_to_tensor(x)
+    shape = x.shape.as_list()
+    if len(shape) < 2 or axis < 1 or any(size is None for size in shape[1:]):
+        return ops.repeat(x, repeats, axis=axis)
+    multiples = [1] * (len(shape) + 1)
+    multiples[axis + 1] = int(repeats)
+    tiled = tf.tile(tf.expand_dims(x, axis + 1), multiples)
+    out_shape = [-1] + shape[1:]
+    out_shape[axis] = shape[axis] * int(repeats)
+    return tf.reshape(tiled, out_shape)
+
+
 def _resize_axis(x, axis, out_size):
     in_size = x.shape[axis]
     if in_size is None:
@@ -40,7 +60,7 @@ def _resize_axis(x, axis, out_size):
         slices[axis] = slice(None, None, step)
         return x[tuple(slices)]
     if out_size % in_size == 0:
-        return ops.repeat(x, out_size // in_size, axis=axis)
+        return _repeat(x, out_size // in_size, axis=axis)
     return tf.gather(x, torch_nearest_indices(in_size, out_size), axis=axis)
 
 
@@ -64,8 +84,8 @@ def upsample_2x(x):
     Args:
         x: tensor [B, H, W, C].
     """
-    x = ops.repeat(x, 2, axis=1)
-    return ops.repeat(x, 2, axis=2)
+    x = _repeat(x, 2, axis=1)
+    return _repeat(x, 2, axis=2)
 
 
 def avg_pool_2x(x):

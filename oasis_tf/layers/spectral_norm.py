@@ -147,9 +147,9 @@ class SNConv2D(keras.layers.Layer):
         Args:
             training: run one power iteration and store ``u`` and ``v`` first.
         """
-        kernel = ops.convert_to_tensor(self.kernel)
         if not self.spectral_norm:
-            return kernel
+            return ops.convert_to_tensor(self.kernel)
+        kernel = tf.convert_to_tensor(self.kernel)  # read once (a tensor, not the variable)
         # Plain TensorFlow ops, 2-D throughout: the same MatMul kernels on the
         # same shapes as ``ops.matmul`` of the vectors (which wraps each in
         # reshapes), with fewer ops in the traced graph; the layer runs ~230
