@@ -8,7 +8,9 @@ Builds the model of ``configs/synthetic.yaml`` (12 classes, 64x64, generator wid
 repetition (a fresh ``tf.function`` each time, same model) and prints one JSON
 line per repetition: ``trace_s`` (seconds of ``get_concrete_function``), ``ops``
 (operations in the traced graph), ``ops_by_type`` (the most frequent types) and
-``ops_by_scope`` (by outermost name scope: network calls, gradients, optimizers).
+``ops_by_scope`` (by outermost name scope: network calls, gradients, optimizers),
+and ``rss_increase_mb`` (resident memory added by the trace; the first repetition's
+includes one-time costs).
 With ``--top N`` the first repetition runs under cProfile and its N most expensive
 functions by cumulative time are printed first. Every test that trains a model and
 ``make demo`` pay one such trace.
@@ -18,6 +20,7 @@ import cProfile
 import collections
 import io
 import json
+import os
 import pstats
 import time
 
@@ -72,12 +75,23 @@ def trace_once(model, data, profile=None):
     return time.perf_counter() - start, concrete.graph
 
 
+def _rss_mb():
+    """Current resident memory of this process in MB (Linux; None elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError):
+        return None
+
+
 def main(argv):
     del argv
     model, data = build(FLAGS.batch)
     for i in range(FLAGS.repeats):
         profile = cProfile.Profile() if (i == 0 and FLAGS.top > 0) else None
+        rss_before = _rss_mb()
         seconds, graph = trace_once(model, data, profile)
+        rss_after = _rss_mb()
         if profile is not None:
             out = io.StringIO()
             pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(FLAGS.top)
@@ -85,7 +99,9 @@ def main(argv):
         ops = graph.get_operations()
         types = collections.Counter(op.type for op in ops)
         scopes = collections.Counter(_scope(op.name) for op in ops)
+        rss = None if rss_before is None else round(rss_after - rss_before)
         print(json.dumps({"repeat": i, "trace_s": round(seconds, 2), "ops": len(ops),
+                          "rss_increase_mb": rss,
                           "ops_by_type": dict(types.most_common(12)),
                           "ops_by_scope": dict(scopes.most_common(16))}), flush=True)
 
