@@ -374,8 +374,9 @@ class OASIS(keras.Model):
         The products are rounded to float32 separately, then summed, like the
         official in-place update. Runs in cross-replica context (merge_call).
         """
-        decay = np.float32(self.ema_decay)
-        keep = np.float32(1.0 - self.ema_decay)
+        # One constant each for the whole update (not two per variable).
+        decay = tf.constant(np.float32(self.ema_decay))
+        keep = tf.constant(np.float32(1.0 - self.ema_decay))
 
         def update(ema, source):
             # `ema * decay` needs only the EMA weights: in a graph it would run
