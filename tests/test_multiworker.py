@@ -38,7 +38,7 @@ TINY = ["data.dataset=ade20k", "model.num_res_blocks=2", "model.g_channels=2",
         "model.d_channels=4", "model.z_dim=4", "train.batch_size=4", "train.log_every=1",
         "train.sample_every=3", "train.checkpoint_every=2", "train.keep_checkpoints=10",
         "train.ema_bn_refresh_batches=1", "data.shuffle_buffer=16"]
-WAIT = 240  # seconds per phase (two TensorFlow processes tracing on a shared CPU)
+WAIT = 480  # seconds per phase: a hang guard (a phase takes ~60-150 s on 2 shared cores)
 
 REFERENCE = textwrap.dedent("""
     import sys

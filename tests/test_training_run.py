@@ -259,7 +259,7 @@ def test_train_kill_and_resume(tmp_path, data_root):
                    str(runs), "--max_steps", "1000", *_overrides(TINY)),
         stdout=log1, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
     try:
-        deadline = time.time() + 150
+        deadline = time.time() + 300  # a hang guard; the first checkpoint comes within ~60 s
         run = None
         while time.time() < deadline and proc.poll() is None:
             found = glob.glob(str(runs / "*-0001"))
