@@ -4,7 +4,8 @@ VENV   ?= .venv
 TORCH  ?= 1
 TORCH_VERSION ?= 2.13.0
 PYTEST_ARGS ?=
-# pytest-xdist workers (one test file per worker at a time); TEST_WORKERS=0 runs serially.
+# pytest-xdist workers (one test file per worker at a time, the longest files first:
+# tests/conftest.py); TEST_WORKERS=0 runs serially.
 TEST_WORKERS ?= 2
 
 PIP := $(VENV)/bin/pip
@@ -38,11 +39,11 @@ $(TORCH_STAMP): | $(INSTALLED)
 install: $(INSTALLED) $(TORCH_STAMP)
 
 test: install
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15 tests $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15 tests $(PYTEST_ARGS)
 
 # The edit-test loop: everything but the tests marked slow (tests/conftest.py), < 3 min.
 test-fast: install
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15 -m "not slow" tests $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15 -m "not slow" tests $(PYTEST_ARGS)
 
 # The synthetic-data demo: data in ~/.cache/oasis_tf/synthetic (or $$OASIS_TF_DATA/synthetic),
 # a run folder runs/demo-NNNN with samples, loss curves and the final checkpoint.

@@ -49,7 +49,7 @@ setup(
         # The tests run the TFLite files in the LiteRT interpreter when it is there;
         # the studio's browser test drives Debian's chromium with Playwright (no
         # browser download: .ci/run installs chromium with apt-get).
-        "test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4", "ai-edge-litert>=1.0,<3", "playwright>=1.40,<2"],
+        "test": ["pytest>=8,<10", "pytest-xdist>=3.8,<4", "ai-edge-litert>=1.0,<3", "playwright>=1.40,<2"],
     },
     classifiers=[
         "License :: OSI Approved :: Apache Software License",

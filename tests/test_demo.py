@@ -34,7 +34,7 @@ def test_run_demo_tiny(tmp_path):
     demo = _demo_module()
     overrides = ["model.image_size=[64,64]", "data.load_size=64", "data.crop_size=64",
                  "model.g_channels=4", "model.d_channels=4", "model.z_dim=4",
-                 "model.num_res_blocks=3", "train.batch_size=2", "train.log_every=1",
+                 "model.num_res_blocks=2", "train.batch_size=2", "train.log_every=1",
                  "train.sample_every=2", "train.checkpoint_every=2",
                  "train.ema_bn_refresh_batches=1"]
     out = demo.run_demo(out_dir=tmp_path / "runs", steps=2, data_root=str(tmp_path / "data"),

@@ -1,30 +1,36 @@
 """One OASIS step on 2 replicas (MirroredStrategy, logical CPUs) equals one step
-on a single device with the same global batch; and model.fit runs."""
+on a single device with the same global batch, without and with the VGG loss; and
+model.fit runs."""
 
+import json
 import subprocess
 import sys
 import textwrap
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import oasis_tf
 
+# One process with 2 logical CPUs runs both cases (isolation is not the point: each
+# builds its own networks): the plain step with Adam, and the step with the VGG loss
+# with SGD (Adam's first step is +-lr for any gradient, so rounding of ~0 gradients
+# would flip it). Same tiny networks, same global batch of 4.
 MIRRORED_STEP = textwrap.dedent("""
     import json, sys
     import numpy as np, tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import oasis_tf
-
-    def make_models():
-        tf.keras.utils.set_random_seed(0)
-        g = oasis_tf.OASISGenerator(num_classes=5, image_size=(64, 64), base_channels=2,
-                                    z_dim=3, num_res_blocks=3, spade_hidden=8)
-        d = oasis_tf.OASISDiscriminator(num_classes=5, base_channels=4)
-        return g, d
+    from oasis_tf.vgg_loss import _CONV_CHANNELS
 
     rng = np.random.default_rng(0)
+    vgg_state = {}
+    for i, (cin, cout) in _CONV_CHANNELS.items():
+        vgg_state[f"features.{i}.weight"] = (rng.standard_normal((cout, cin, 3, 3))
+                                             * np.sqrt(2.0 / (9 * cout))).astype(np.float32)
+        vgg_state[f"features.{i}.bias"] = rng.uniform(-0.1, 0.1, cout).astype(np.float32)
     coarse = rng.integers(0, 5, (4, 8, 8))
     batch = dict(
         image=rng.uniform(-1, 1, (4, 64, 64, 3)).astype(np.float32),
@@ -33,6 +39,21 @@ MIRRORED_STEP = textwrap.dedent("""
         noise_g=rng.standard_normal((4, 3)).astype(np.float32),
         noise_d=rng.standard_normal((4, 3)).astype(np.float32))
 
+    def make_model(vgg):
+        tf.keras.utils.set_random_seed(0)
+        g = oasis_tf.OASISGenerator(num_classes=5, image_size=(64, 64), base_channels=2,
+                                    z_dim=3, num_res_blocks=2, spade_hidden=8)
+        d = oasis_tf.OASISDiscriminator(num_classes=5, base_channels=4)
+        if not vgg:
+            model = oasis_tf.OASIS(g, d)
+            model.compile()
+            return model
+        model = oasis_tf.OASIS(g, d, vgg_loss=oasis_tf.losses.VGGLoss(weights=vgg_state),
+                               lambda_vgg=10.0)
+        model.compile(g_optimizer=tf.keras.optimizers.SGD(0.01),
+                      d_optimizer=tf.keras.optimizers.SGD(0.01))
+        return model
+
     def state(model):
         out = {}
         for prefix, net in (("G", model.generator), ("D", model.discriminator),
@@ -40,59 +61,69 @@ MIRRORED_STEP = textwrap.dedent("""
             for i, w in enumerate(net.weights):
                 out[f"{prefix}/{i}/{w.path}"] = np.array(w.numpy())
         for prefix, opt in (("optG", model.g_optimizer), ("optD", model.d_optimizer)):
-            for i, w in enumerate(opt.variables):
-                out[f"{prefix}/{i}/{w.path}"] = np.array(w.numpy())
+            for i, w in enumerate(opt.variables):  # name, not path: SGD's are numbered
+                out[f"{prefix}/{i}/{w.name}"] = np.array(w.numpy())
         return out
 
-    # single device, global batch 4
-    g, d = make_models()
-    single = oasis_tf.OASIS(g, d)
-    single.compile()
-    logs_single = {k: float(v) for k, v in tf.function(single.train_step)(batch).items()}
-    state_single = state(single)
-
-    # two replicas, 2 examples each
+    # one strategy for both cases: a second MirroredStrategy in the same process reuses
+    # collective instance keys of the first and its collectives fail
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    with strategy.scope():
-        g, d = make_models()
-        mirrored = oasis_tf.OASIS(g, d)
-        mirrored.compile()
-    dist = {k: strategy.experimental_distribute_values_from_function(
-                lambda ctx, v=v: tf.constant(v[2 * ctx.replica_id_in_sync_group:
-                                               2 * ctx.replica_id_in_sync_group + 2]))
-            for k, v in batch.items()}
-    step = tf.function(lambda b: strategy.run(mirrored.train_step, args=(b,)))
-    out = step(dist)
-    logs_mirrored = {k: float(strategy.reduce("MEAN", v, axis=None)) for k, v in out.items()}
-    state_mirrored = state(mirrored)
-    # every replica holds the same copy of every variable
-    for net in (mirrored.generator, mirrored.discriminator, mirrored.ema_generator):
-        for w in net.weights:
-            copies = strategy.experimental_local_results(w.value)
-            assert len(copies) == 2
-            np.testing.assert_array_equal(copies[0].numpy(), copies[1].numpy(), err_msg=w.path)
 
-    worst, scale = {}, {}
-    assert sorted(state_single) == sorted(state_mirrored)
-    for key, value in state_single.items():
-        group = key.split("/")[0]
-        err = float(np.max(np.abs(value - state_mirrored[key]))) if value.size else 0.0
-        worst[group] = max(worst.get(group, 0.0), err)
-        scale[group] = max(scale.get(group, 0.0), float(np.max(np.abs(value))) if value.size else 0.0)
-    for group in [g for g in worst if g.startswith("opt")]:  # Adam moments: relative
-        worst[group] /= scale[group]
-    print("RESULT " + json.dumps({"single": logs_single, "mirrored": logs_mirrored,
-                                  "worst": worst}))
+    def run_case(vgg):
+        # single device, global batch 4
+        single = make_model(vgg)
+        initial = state(single)
+        logs_single = {k: float(v) for k, v in tf.function(single.train_step)(batch).items()}
+        state_single = state(single)
+        # two replicas, 2 examples each
+        with strategy.scope():
+            mirrored = make_model(vgg)
+        dist = {k: strategy.experimental_distribute_values_from_function(
+                    lambda ctx, v=v: tf.constant(v[2 * ctx.replica_id_in_sync_group:
+                                                   2 * ctx.replica_id_in_sync_group + 2]))
+                for k, v in batch.items()}
+        out = tf.function(lambda b: strategy.run(mirrored.train_step, args=(b,)))(dist)
+        logs_mirrored = {k: float(strategy.reduce("MEAN", v, axis=None)) for k, v in out.items()}
+        state_mirrored = state(mirrored)
+        # every replica holds the same copy of every variable
+        for net in (mirrored.generator, mirrored.discriminator, mirrored.ema_generator):
+            for w in net.weights:
+                copies = strategy.experimental_local_results(w.value)
+                assert len(copies) == 2
+                np.testing.assert_array_equal(copies[0].numpy(), copies[1].numpy(),
+                                              err_msg=w.path)
+        assert sorted(state_single) == sorted(state_mirrored)
+        worst, scale, moved, networks = {}, {}, 0.0, 0.0
+        for key, value in state_single.items():
+            group = key.split("/")[0]
+            err = float(np.max(np.abs(value - state_mirrored[key]))) if value.size else 0.0
+            worst[group] = max(worst.get(group, 0.0), err)
+            scale[group] = max(scale.get(group, 0.0),
+                               float(np.max(np.abs(value))) if value.size else 0.0)
+            if group in ("G", "D") and value.size:
+                networks = max(networks, err)
+                moved = max(moved, float(np.max(np.abs(value - initial[key]))))
+        for group in [g for g in worst if g.startswith("opt")]:  # Adam moments: relative
+            worst[group] /= scale[group]
+        return {"single": logs_single, "mirrored": logs_mirrored, "worst": worst,
+                "networks_worst": networks, "moved": moved}
+
+    print("RESULT " + json.dumps({"plain": run_case(False), "vgg": run_case(True)}))
 """)
 
 
-def test_two_replicas_equal_one_device_with_the_same_global_batch():
+@pytest.fixture(scope="module")
+def mirrored_results():
+    """The RESULT of MIRRORED_STEP: {"plain": ..., "vgg": ...}."""
     result = subprocess.run([sys.executable, "-c", MIRRORED_STEP], capture_output=True,
                             text=True, timeout=600)
     lines = [l for l in result.stdout.splitlines() if l.startswith("RESULT ")]
     assert lines, result.stderr[-4000:]
-    import json
-    res = json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def test_two_replicas_equal_one_device_with_the_same_global_batch(mirrored_results):
+    res = mirrored_results["plain"]
     for name, value in res["single"].items():
         assert abs(res["mirrored"][name] - value) <= 1e-5 * max(1.0, abs(value)), (
             name, value, res["mirrored"][name])
@@ -102,11 +133,23 @@ def test_two_replicas_equal_one_device_with_the_same_global_batch():
         assert err < (1e-4 if group.startswith("opt") else 2e-5), (group, err, res["worst"])
 
 
+def test_two_replicas_equal_one_device_with_the_vgg_loss(mirrored_results):
+    """The official VGG loss (``--add_vgg_loss``) on 2 replicas against one device."""
+    res = mirrored_results["vgg"]
+    assert res["single"]["loss_g_vgg"] > 0
+    for name, value in res["single"].items():
+        assert abs(res["mirrored"][name] - value) <= 1e-5 * max(1.0, abs(value)), (
+            name, value, res["mirrored"][name])
+    assert res["moved"] > 1e-3, res  # the step did something
+    # SGD moves the weights by up to ~1.5 here; the two runs agree to float32 rounding
+    assert res["networks_worst"] <= 2e-4 * res["moved"], res
+
+
 def _tiny_model_and_data(seed, labelmix_bits=True):
     """A compiled 4-class OASIS at 64x64 and a 2-batch dataset of random examples."""
     tf.keras.utils.set_random_seed(seed)
     g = oasis_tf.OASISGenerator(num_classes=4, image_size=(64, 64), base_channels=2, z_dim=3,
-                                num_res_blocks=3, spade_hidden=8)
+                                num_res_blocks=2, spade_hidden=8)
     d = oasis_tf.OASISDiscriminator(num_classes=4, base_channels=4)
     model = oasis_tf.OASIS(g, d)
     model.compile()

@@ -114,7 +114,8 @@ def test_dry_run_creates_no_file(tmp_path):
                MPLCONFIGDIR=str(mpl))
     out = _tool("train", "--config", "synthetic", "--dry_run", "--override",
                 "train.batch_size=2", "--override", "model.g_channels=2", "--override",
-                "model.d_channels=4", "--override", "model.spade_hidden=4", cwd=cwd, env=env)
+                "model.d_channels=4", "--override", "model.spade_hidden=4", "--override",
+                "model.num_res_blocks=2", cwd=cwd, env=env)
     assert "DRY RUN: one step ran" in out.stdout, out.stdout[-2000:]
     assert "writing the synthetic data set to the temporary folder" in out.stdout
     for folder in (home, cwd, tmp):

@@ -16,7 +16,7 @@ NUM_CLASSES = 5
 def _model(jit_compile):
     keras.utils.set_random_seed(0)
     g = oasis_tf.OASISGenerator(num_classes=NUM_CLASSES, image_size=(64, 64), base_channels=2,
-                                z_dim=3, num_res_blocks=3, spade_hidden=8)
+                                z_dim=3, num_res_blocks=2, spade_hidden=8)
     d = oasis_tf.OASISDiscriminator(num_classes=NUM_CLASSES, base_channels=4)
     model = oasis_tf.OASIS(g, d, seed=3)
     # SGD makes each update linear in the gradient: Adam's first step with
