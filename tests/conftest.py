@@ -18,6 +18,24 @@ def _no_tf32():
     yield
 
 
+@pytest.fixture(scope="module")
+def no_grappler():
+    """Grappler (TensorFlow's graph optimizer) off for a module's in-process runs.
+
+    Each tiny ``train()`` / ``fit`` builds a fresh model and optimizes its traced step;
+    Grappler's pass over that graph is ~25% of such a run (measured 104 -> 76 s for
+    test_training_run.py). Used by modules whose in-process runs are compared only
+    with each other, none about Grappler; `tools/train.py` in the subprocess tests,
+    the demo, the export and the parity tests keep it."""
+    import tensorflow as tf
+
+    previous = tf.config.optimizer.get_experimental_options()
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+    yield
+    tf.config.optimizer.set_experimental_options(
+        {"disable_meta_optimizer": previous.get("disable_meta_optimizer", False)})
+
+
 @pytest.fixture(scope="session")
 def reference_dir():
     """The reference fixture folder (official PyTorch outputs); skips when absent."""
@@ -65,8 +83,10 @@ SLOW_TESTS = {
     "test_training_run.py": {"test_backup_dir_creates_then_continues_the_same_folder",
                              "test_checkpoint_round_trip_restores_networks_and_optimizers",
                              "test_nan_loss_stops_training_and_keeps_last_good_checkpoint",
-                             "test_resume_may_switch_the_learning_rate_warmup_on_or_off",
-                             "test_train_kill_and_resume"},
+                             "test_resume_may_switch_the_learning_rate_warmup_on_or_off"},
+    "test_run_folder.py": {"test_killed_run_resumes_from_another_folder_then_evaluates_and_exports",
+                           "test_dry_run_creates_no_file",
+                           "test_changing_the_data_root_on_resume_is_explicit_and_logged"},
 }
 
 

@@ -10,7 +10,6 @@ uninterrupted run. With both checkpoints damaged, ``tools/train.py --resume``
 stops with exit status 1 and lists both.
 """
 
-import json
 import os
 import re
 import shutil
@@ -28,6 +27,9 @@ from oasis_tf.training.checkpoints import (MANIFEST, DamagedCheckpointError,
                                            NoWholeCheckpointError, newest_whole_checkpoint)
 from oasis_tf.training.distribute import state_digest
 from test_training_run import TINY, _in_memory_dataset_fn, _overrides, _tiny_config
+
+# in-process runs: Grappler off (tests/conftest.py's `no_grappler` says why)
+pytestmark = pytest.mark.usefixtures("no_grappler")
 
 REPO = Path(__file__).resolve().parents[1]
 DIGEST = re.compile(r"step 4: state digest ([0-9a-f]{64})")

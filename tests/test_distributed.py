@@ -13,6 +13,10 @@ import tensorflow as tf
 
 import oasis_tf
 
+# in-process fits: Grappler off (tests/conftest.py's `no_grappler` says why); the
+# 2-replica subprocess keeps it
+pytestmark = pytest.mark.usefixtures("no_grappler")
+
 # One process with 2 logical CPUs runs both cases (isolation is not the point: each
 # builds its own networks): the plain step with Adam, and the step with the VGG loss
 # with SGD (Adam's first step is +-lr for any gradient, so rounding of ~0 gradients

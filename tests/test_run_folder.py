@@ -1,24 +1,36 @@
-"""The run folder is the unit a user carries around (issue 12, item 5).
+"""The run folder is the unit a user carries around.
 
-A tiny run is trained with ``--data_root`` (a relative path, from one folder);
-``--resume``, ``tools/evaluate.py`` and ``tools/export.py`` then run on the run
-folder from another folder without repeating it and read the same files. The
-files the tools write follow the umask; ``--dry_run`` leaves no file anywhere.
+A tiny run is trained with ``--data_root`` (a relative path, from one folder) and
+killed after its first checkpoint; ``--resume``, ``tools/evaluate.py`` and
+``tools/export.py`` then run on the run folder from another folder without
+repeating it and read the same files, and the resumed run continues exactly where
+the checkpoint left it. The files the tools write follow the umask; ``--dry_run``
+leaves no file anywhere.
 """
 
+import glob
 import json
 import os
+import re
+import signal
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
 from oasis_tf.config import load_config
-from oasis_tf.training import train
-from test_training_run import TINY, _in_memory_dataset_fn, _overrides, _tiny_config
+from oasis_tf.training import RunDir, train
+from test_training_run import (TINY, _checkpoint_steps, _in_memory_dataset_fn,
+                               _npz_checksum, _overrides, _tiny_config)
+
+# the in-process run: Grappler off (tests/conftest.py's `no_grappler` says why); the
+# tools in subprocesses keep it
+pytestmark = pytest.mark.usefixtures("no_grappler")
 
 REPO = Path(__file__).resolve().parents[1]
 UMASK = 0o027  # files 0640, folders 0750: neither the mkstemp 0600 nor a fixed 0644
@@ -38,7 +50,12 @@ def _mode(path):
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
-def test_run_folder_remembers_its_data_and_exports_both_networks(tmp_path):
+def test_killed_run_resumes_from_another_folder_then_evaluates_and_exports(tmp_path):
+    """One user's story, from two folders. tools/train.py with a relative
+    --data_root is killed (SIGKILL) after its first checkpoint; --resume from
+    another folder without --data_root continues at the checkpoint's step with its
+    optimizer state; tools/evaluate.py and tools/export.py then read the same files
+    and export both networks."""
     from oasis_tf.data import write_synthetic_dataset
 
     data = tmp_path / "data"
@@ -46,19 +63,93 @@ def test_run_folder_remembers_its_data_and_exports_both_networks(tmp_path):
     first, second = tmp_path / "first", tmp_path / "second"
     first.mkdir()
     second.mkdir()
-    out = _tool("train", "--config", "synthetic", "--data_root", "../data", "--run_dir", "runs",
-                "--max_steps", "2", *_overrides(TINY), cwd=first)
-    run = Path(first / out.stdout.strip().splitlines()[-1]).resolve()
+
+    # -- 1. a run from `first` with a relative data folder, killed after a checkpoint
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",
+               PYTHONPATH=str(REPO))
+    with open(tmp_path / "first.out", "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, str(REPO / "tools" / "train.py"), "--config", "synthetic",
+             "--data_root", "../data", "--run_dir", "runs", "--max_steps", "1000",
+             *_overrides(TINY)],
+            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=first,
+            preexec_fn=lambda: os.umask(UMASK))
+        try:
+            deadline = time.time() + 300  # a hang guard; the first checkpoint comes within ~60 s
+            run = None
+            while time.time() < deadline and proc.poll() is None:
+                found = glob.glob(str(first / "runs" / "*-0001"))
+                if found and _checkpoint_steps(Path(found[0])):
+                    run = Path(found[0])
+                    break
+                time.sleep(0.2)
+            assert run is not None, (tmp_path / "first.out").read_text()[-3000:]
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == -signal.SIGKILL
     assert run.name == "ade20k-0001", run  # the name the tools' --help examples use
     assert load_config(run / "config.yaml").data.root == str(data)
     log = (run / "train.log").read_text()
     # start-up says what it does; the first (tracing) step is timed apart
     assert "tracing the training step" in log and "first step took" in log
+    steps = _checkpoint_steps(run)
+    resumed_from = steps[-1]
+    ckpt = run / "checkpoints" / f"ckpt-{resumed_from:08d}"
+    saved = json.loads((ckpt / "state.json").read_text())
+    assert saved["optimizer_iterations"] == {"g_optimizer": resumed_from,
+                                             "d_optimizer": resumed_from}
+    sums = {k: _npz_checksum(ckpt, k) for k in ("g", "d")}
+    assert not (run / "generator.keras").exists()
 
-    # from another folder, without --data_root: the same files
-    _tool("train", "--resume", str(run), "--max_steps", "4", cwd=second)
+    # -- 2. resumed from `second`, without --data_root: the same files
+    total = resumed_from + 3
+    out = _tool("train", "--resume", str(run), "--max_steps", str(total), cwd=second)
+    assert out.stdout.strip().splitlines()[-1] == str(run)
     log = (run / "train.log").read_text()
-    assert "resumed from" in log and "data.root changed" not in log
+    assert "data.root changed" not in log
+    # continues at the checkpoint's step, with the saved optimizer state
+    m = re.search(r"resumed from (\S+) at step (\d+) .*g_optimizer checksum (\S+), "
+                  r"d_optimizer checksum (\S+);", log)
+    assert m, log[-3000:]
+    assert Path(m.group(1)) == ckpt and int(m.group(2)) == resumed_from
+    np.testing.assert_allclose(float(m.group(3)), sums["g"], rtol=1e-9)
+    np.testing.assert_allclose(float(m.group(4)), sums["d"], rtol=1e-9)
+    records = RunDir(run).read_metrics()
+    assert [r["step"] for r in records] == list(range(1, total + 1))
+    for r in records:
+        assert np.isfinite(r["loss_g"]) and np.isfinite(r["loss_d"])
+    final = run / "checkpoints" / f"ckpt-{total:08d}"
+    state = json.loads((final / "state.json").read_text())
+    assert state["step"] == total
+    assert state["optimizer_iterations"] == {"g_optimizer": total, "d_optimizer": total}
+    assert state["epoch"] == total // 8 and state["batch_in_epoch"] == total % 8
+    with np.load(final / "optimizers.npz") as arrays:
+        assert int(arrays["g/0000"]) == total and int(arrays["d/0000"]) == total
+    assert len(_checkpoint_steps(run)) <= 2  # keep_checkpoints
+
+    # the rest of the run folder; it records the absolute data folder it read
+    assert load_config(run / "config.yaml") == _tiny_config(f"data.root={data}")
+    assert glob.glob(str(run / "samples" / "samples-*.png"))
+    assert glob.glob(str(run / "tensorboard" / "events.out.tfevents.*"))
+    # TensorBoard's own reader sees the losses of both processes and the sample grids
+    from tensorboard.backend.event_processing import event_accumulator
+
+    events = event_accumulator.EventAccumulator(str(run / "tensorboard"),
+                                                size_guidance={"tensors": 0}).Reload()
+    assert {e.step for e in events.Tensors("losses/loss_g")} >= set(
+        range(resumed_from + 1, total + 1))
+    assert events.SummaryMetadata("losses/loss_g").plugin_data.plugin_name == "scalars"
+    assert events.SummaryMetadata(
+        "samples/label_real_fake_fakeEMA").plugin_data.plugin_name == "images"
+    assert events.Tensors("samples/label_real_fake_fakeEMA")[-1].step == total
+    assert (run / "generator.keras").exists()
+    assert re.search(r"step +\d+/\d+ .*loss_g .* img/s .*ETA", log)
+
+    # -- 3. evaluated from `second`, without --data_root: the same files
     report = tmp_path / "report.json"
     _tool("evaluate", "--model", str(run), "--split", "val", "--extractor", "none",
           "--segmenter", "none", "--num_diversity_samples", "0", "--output", str(report),

@@ -1,18 +1,13 @@
-"""The training run: run folders, checkpoints, kill / resume, the NaN guard.
-
-The subprocess tests run `tools/train.py` on a tiny synthetic data set (16
-64x64 examples written with `oasis_tf.data.write_synthetic_dataset`, read with the
-ADE20K layout) and tiny networks (2 SPADE blocks, widths 2 / 4).
+"""The training run: run folders, checkpoints, resume into a fixed folder, the NaN
+guard, on tiny networks (2 SPADE blocks, widths 2 / 4) and in-memory data. The
+helpers here (TINY, ``_in_memory_dataset_fn``, ...) are shared with the other
+training tests; `tools/train.py` killed and resumed: tests/test_run_folder.py.
 """
 
 import glob
 import json
 import os
 import re
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +18,6 @@ from oasis_tf.config import load_config
 from oasis_tf.training import (CheckpointManager, RunDir, build_model, create_run_dir,
                                next_run_path, train)
 
-REPO = Path(__file__).resolve().parents[1]
-TRAIN = REPO / "tools" / "train.py"
 
 TINY = ["data.dataset=ade20k", "model.num_res_blocks=2", "model.g_channels=2",
         "model.d_channels=4", "model.z_dim=4", "train.batch_size=2", "train.log_every=1",
@@ -36,37 +29,8 @@ def _tiny_config(*extra):
     return load_config("synthetic", overrides=TINY + list(extra))
 
 
-def _have_data_module():
-    try:
-        from oasis_tf.data import load_dataset, write_synthetic_dataset  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-needs_data = pytest.mark.skipif(not _have_data_module(),
-                                reason="oasis_tf.data.load_dataset is not there yet")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _no_grappler():
-    """The in-process runs build a fresh model and optimize its traced step each time;
-    Grappler's pass over that graph is ~25% of a tiny train() here (measured 104 ->
-    76 s) and none of these tests is about it (tools/train.py in the subprocess tests
-    keeps it)."""
-    previous = tf.config.optimizer.get_experimental_options()
-    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
-    yield
-    tf.config.optimizer.set_experimental_options(
-        {"disable_meta_optimizer": previous.get("disable_meta_optimizer", False)})
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    from oasis_tf.data import write_synthetic_dataset
-    root = tmp_path_factory.mktemp("synthetic")
-    write_synthetic_dataset(str(root), num_train=16, num_val=4, size=64, seed=0)
-    return root
+# in-process runs: Grappler off (tests/conftest.py's `no_grappler` says why)
+pytestmark = pytest.mark.usefixtures("no_grappler")
 
 
 def _in_memory_dataset_fn(nan_batch=None, examples=16, batch=2, num_classes=12, size=64):
@@ -87,10 +51,6 @@ def _in_memory_dataset_fn(nan_batch=None, examples=16, batch=2, num_classes=12, 
         return tf.data.Dataset.from_tensor_slices(data).batch(batch_size or batch,
                                                              drop_remainder=training)
     return fn
-
-
-def _train_cmd(*args):
-    return [sys.executable, str(TRAIN), *args]
 
 
 def _overrides(items):
@@ -244,88 +204,3 @@ def test_backup_dir_creates_then_continues_the_same_folder(tmp_path):
     with pytest.raises(ValueError, match="not both"):
         train(config, backup_dir=job, resume=job, max_steps=4, console=False,
               dataset_fn=_in_memory_dataset_fn())
-
-
-# ---------------------------------------------------------------- tools/train.py
-@needs_data
-def test_train_kill_and_resume(tmp_path, data_root):
-    """tools/train.py is killed (SIGKILL) after its first checkpoint, resumed with
-    --resume, and continues at the checkpoint's step with its optimizer state."""
-    runs = tmp_path / "runs"
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-    log1 = open(tmp_path / "first.out", "w")
-    proc = subprocess.Popen(
-        _train_cmd("--config", "synthetic", "--data_root", str(data_root), "--run_dir",
-                   str(runs), "--max_steps", "1000", *_overrides(TINY)),
-        stdout=log1, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
-    try:
-        deadline = time.time() + 300  # a hang guard; the first checkpoint comes within ~60 s
-        run = None
-        while time.time() < deadline and proc.poll() is None:
-            found = glob.glob(str(runs / "*-0001"))
-            if found and _checkpoint_steps(Path(found[0])):
-                run = Path(found[0])
-                break
-            time.sleep(0.2)
-        assert run is not None, (tmp_path / "first.out").read_text()[-3000:]
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        log1.close()
-    assert proc.returncode == -signal.SIGKILL
-    steps = _checkpoint_steps(run)
-    resumed_from = steps[-1]
-    ckpt = run / "checkpoints" / f"ckpt-{resumed_from:08d}"
-    saved = json.loads((ckpt / "state.json").read_text())
-    assert saved["optimizer_iterations"] == {"g_optimizer": resumed_from,
-                                             "d_optimizer": resumed_from}
-    sums = {k: _npz_checksum(ckpt, k) for k in ("g", "d")}
-    assert not (run / "generator.keras").exists()
-
-    total = resumed_from + 3
-    out = subprocess.run(
-        _train_cmd("--resume", str(run), "--data_root", str(data_root), "--max_steps",
-                   str(total)),
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=240)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert out.stdout.strip().splitlines()[-1] == str(run)
-
-    # continues at the checkpoint's step, with the saved optimizer state
-    log = (run / "train.log").read_text()
-    m = re.search(r"resumed from (\S+) at step (\d+) .*g_optimizer checksum (\S+), "
-                  r"d_optimizer checksum (\S+);", log)
-    assert m, log[-3000:]
-    assert Path(m.group(1)) == ckpt and int(m.group(2)) == resumed_from
-    np.testing.assert_allclose(float(m.group(3)), sums["g"], rtol=1e-9)
-    np.testing.assert_allclose(float(m.group(4)), sums["d"], rtol=1e-9)
-    records = RunDir(run).read_metrics()
-    assert [r["step"] for r in records] == list(range(1, total + 1))
-    for r in records:
-        assert np.isfinite(r["loss_g"]) and np.isfinite(r["loss_d"])
-    final = run / "checkpoints" / f"ckpt-{total:08d}"
-    state = json.loads((final / "state.json").read_text())
-    assert state["step"] == total
-    assert state["optimizer_iterations"] == {"g_optimizer": total, "d_optimizer": total}
-    assert state["epoch"] == total // 8 and state["batch_in_epoch"] == total % 8
-    with np.load(final / "optimizers.npz") as data:
-        assert int(data["g/0000"]) == total and int(data["d/0000"]) == total
-    assert len(_checkpoint_steps(run)) <= 2  # keep_checkpoints
-
-    # the rest of the run folder
-    # the run records the absolute data folder it read (the resume did not repeat it)
-    assert load_config(run / "config.yaml") == _tiny_config(f"data.root={data_root}")
-    assert glob.glob(str(run / "samples" / "samples-*.png"))
-    assert glob.glob(str(run / "tensorboard" / "events.out.tfevents.*"))
-    # TensorBoard's own reader sees the losses of both processes and the sample grids
-    from tensorboard.backend.event_processing import event_accumulator
-
-    events = event_accumulator.EventAccumulator(str(run / "tensorboard"), size_guidance={"tensors": 0}).Reload()
-    assert {e.step for e in events.Tensors("losses/loss_g")} >= set(range(resumed_from + 1, total + 1))
-    assert events.SummaryMetadata("losses/loss_g").plugin_data.plugin_name == "scalars"
-    assert events.SummaryMetadata("samples/label_real_fake_fakeEMA").plugin_data.plugin_name == "images"
-    assert events.Tensors("samples/label_real_fake_fakeEMA")[-1].step == total
-    assert (run / "generator.keras").exists()
-    assert re.search(r"step +\d+/\d+ .*loss_g .* img/s .*ETA", log)
