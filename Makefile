@@ -7,12 +7,6 @@ PYTEST_ARGS ?=
 # pytest-xdist workers (one test file per worker at a time, the longest files first:
 # tests/conftest.py); TEST_WORKERS=0 runs serially.
 TEST_WORKERS ?= 2
-# Threads within one op, for every TensorFlow (TF_NUM_INTRAOP_THREADS) and PyTorch
-# (OMP_NUM_THREADS) process of the tests, their subprocesses included: the workers and
-# the subprocesses already fill the cores, and more threads than cores only spin.
-# TEST_THREADS= (empty) keeps the libraries' defaults.
-TEST_THREADS ?= 1
-TEST_ENV = $(if $(TEST_THREADS),TF_NUM_INTRAOP_THREADS=$(TEST_THREADS) OMP_NUM_THREADS=$(TEST_THREADS))
 
 PIP := $(VENV)/bin/pip
 PY  := $(VENV)/bin/python
@@ -45,11 +39,11 @@ $(TORCH_STAMP): | $(INSTALLED)
 install: $(INSTALLED) $(TORCH_STAMP)
 
 test: install
-	$(TEST_ENV) $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15 tests $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15 tests $(PYTEST_ARGS)
 
 # The edit-test loop: everything but the tests marked slow (tests/conftest.py), < 3 min.
 test-fast: install
-	$(TEST_ENV) $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15 -m "not slow" tests $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15 -m "not slow" tests $(PYTEST_ARGS)
 
 # The synthetic-data demo: data in ~/.cache/oasis_tf/synthetic (or $$OASIS_TF_DATA/synthetic),
 # a run folder runs/demo-NNNN with samples, loss curves and the final checkpoint.
