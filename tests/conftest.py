@@ -25,8 +25,9 @@ def no_grappler():
     Each tiny ``train()`` / ``fit`` builds a fresh model and optimizes its traced step;
     Grappler's pass over that graph is ~25% of such a run (measured 104 -> 76 s for
     test_training_run.py). Used by modules whose in-process runs are compared only
-    with each other, none about Grappler; `tools/train.py` in the subprocess tests,
-    the demo, the export and the parity tests keep it."""
+    with each other, none about Grappler (training runs, checkpoints, precision, XLA);
+    `tools/train.py` in the subprocess tests, the demo, the exports and the reference
+    parity tests keep it."""
     import tensorflow as tf
 
     previous = tf.config.optimizer.get_experimental_options()

@@ -57,15 +57,8 @@ def _run(model, step=None):
     return history
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _fast_graphs():
-    """Grappler takes ~15 s per train_step graph on a busy 2-core CPU; both sides of
-    every comparison here run without it."""
-    previous = tf.config.optimizer.get_experimental_options()
-    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
-    yield
-    tf.config.optimizer.set_experimental_options(
-        {"disable_meta_optimizer": previous.get("disable_meta_optimizer", False)})
+# Grappler off for both sides of every comparison (tests/conftest.py's `no_grappler`)
+pytestmark = pytest.mark.usefixtures("no_grappler")
 
 
 @pytest.fixture(scope="module")

@@ -44,13 +44,8 @@ def _train(jit_compile):
     return model, {k: v[-1] for k, v in history.history.items()}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _no_grappler():
-    previous = tf.config.optimizer.get_experimental_options()
-    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
-    yield
-    tf.config.optimizer.set_experimental_options(
-        {"disable_meta_optimizer": previous.get("disable_meta_optimizer", False)})
+# Grappler off for both sides of every comparison (tests/conftest.py's `no_grappler`)
+pytestmark = pytest.mark.usefixtures("no_grappler")
 
 
 def test_xla_step_equals_graph_step():
