@@ -193,6 +193,33 @@ class OASISGenerator(keras.Model):
                              f"this generator makes images of size {self.image_size}")
 
     # ---------------------------------------------------------------- forward
+    def conditioning_pyramid(self, seg):
+        """The conditioning map at every size the blocks use, finest first.
+
+        Each size is taken from the next finer one (nearest, every 2nd row and
+        column), which picks the same pixels as resizing the full map directly
+        (``x[::2][::2] == x[::4]``) but reads the full map once instead of once per
+        block.
+
+        Args:
+            seg: [B, H, W, C] full-resolution conditioning map.
+
+        Returns:
+            dict (height, width) -> [B, h, w, C].
+        """
+        maps = {tuple(seg.shape[1:3]): seg}
+        current = seg
+        size = tuple(seg.shape[1:3])
+        target = tuple(self.latent_size)
+        while size != target and size[0] % 2 == 0 and size[1] % 2 == 0 \
+                and size[0] // 2 >= target[0] and size[1] // 2 >= target[1]:
+            size = (size[0] // 2, size[1] // 2)
+            current = resize_nearest(current, size)
+            maps[size] = current
+        if target not in maps:  # not a power-of-2 ladder: resize the full map
+            maps[target] = resize_nearest(seg, target)
+        return maps
+
     def intermediates(self, inputs, training=False):
         """Forward pass returning every stage (for tests and debugging).
 
@@ -206,11 +233,16 @@ class OASISGenerator(keras.Model):
         """
         training = bool(training)
         seg = self.conditioning(inputs)
-        out = {"fc_in": resize_nearest(seg, self.latent_size)}
+        # Cast once (every SPADE would cast it again), then one map per block size.
+        seg = ops.cast(seg, self.compute_dtype)
+        maps = self.conditioning_pyramid(seg)
+        out = {"fc_in": maps[tuple(self.latent_size)]}
         x = self.fc(out["fc_in"], training=training)
         out["fc_out"] = x
         for i, block in enumerate(self.body):
-            x = block(x, seg, training=training)
+            size = tuple(x.shape[1:3])
+            block_seg = maps[size] if size in maps else resize_nearest(seg, size)
+            x = block(x, block_seg, training=training)
             out[f"body{i}_out"] = x
             if i < self.num_res_blocks - 1:
                 x = upsample_2x(x)
