@@ -194,30 +194,22 @@ class OASISGenerator(keras.Model):
 
     # ---------------------------------------------------------------- forward
     def conditioning_pyramid(self, seg):
-        """The conditioning map at every size the blocks use, finest first.
+        """The conditioning map at every block's size, keyed by (height, width).
 
-        Each size is taken from the next finer one (nearest, every 2nd row and
-        column), which picks the same pixels as resizing the full map directly
-        (``x[::2][::2] == x[::4]``) but reads the full map once instead of once per
-        block.
+        The image size is the latent size times 2**(num_res_blocks - 1) (checked in
+        the constructor), so halving the full map num_res_blocks - 1 times gives
+        every block's size. Each size is taken from the next finer one, which picks
+        the same pixels as resizing the full map directly (``x[::2][::2] == x[::4]``)
+        but reads the full map once instead of once per block.
 
         Args:
             seg: [B, H, W, C] full-resolution conditioning map.
-
-        Returns:
-            dict (height, width) -> [B, h, w, C].
         """
         maps = {tuple(seg.shape[1:3]): seg}
-        current = seg
-        size = tuple(seg.shape[1:3])
-        target = tuple(self.latent_size)
-        while size != target and size[0] % 2 == 0 and size[1] % 2 == 0 \
-                and size[0] // 2 >= target[0] and size[1] // 2 >= target[1]:
-            size = (size[0] // 2, size[1] // 2)
-            current = resize_nearest(current, size)
-            maps[size] = current
-        if target not in maps:  # not a power-of-2 ladder: resize the full map
-            maps[target] = resize_nearest(seg, target)
+        for _ in range(self.num_res_blocks - 1):
+            h, w = seg.shape[1:3]
+            seg = resize_nearest(seg, (h // 2, w // 2))
+            maps[(h // 2, w // 2)] = seg
         return maps
 
     def intermediates(self, inputs, training=False):
@@ -240,9 +232,7 @@ class OASISGenerator(keras.Model):
         x = self.fc(out["fc_in"], training=training)
         out["fc_out"] = x
         for i, block in enumerate(self.body):
-            size = tuple(x.shape[1:3])
-            block_seg = maps[size] if size in maps else resize_nearest(seg, size)
-            x = block(x, block_seg, training=training)
+            x = block(x, maps[tuple(x.shape[1:3])], training=training)
             out[f"body{i}_out"] = x
             if i < self.num_res_blocks - 1:
                 x = upsample_2x(x)
