@@ -14,18 +14,20 @@ import tensorflow as tf
 import oasis_tf
 
 # in-process fits: Grappler off (tests/conftest.py's `no_grappler` says why); the
-# 2-replica subprocess keeps it
+# 2-replica subprocess turns it off itself
 pytestmark = pytest.mark.usefixtures("no_grappler")
 
 # One process with 2 logical CPUs runs both cases (isolation is not the point: each
 # builds its own networks): the plain step with Adam, and the step with the VGG loss
 # with SGD (Adam's first step is +-lr for any gradient, so rounding of ~0 gradients
-# would flip it). Same tiny networks, same global batch of 4.
+# would flip it). Same tiny networks, same global batch of 4. Grappler is off in this
+# process: both sides of each comparison run without it (conftest's `no_grappler`).
 MIRRORED_STEP = textwrap.dedent("""
     import json, sys
     import numpy as np, tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
     import oasis_tf
     from oasis_tf.vgg_loss import _CONV_CHANNELS
 
@@ -74,10 +76,12 @@ MIRRORED_STEP = textwrap.dedent("""
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 
     def run_case(vgg):
-        # single device, global batch 4
+        # single device, global batch 4; eager (the same kernels as the traced step,
+        # at a sixth of the time of tracing it)
         single = make_model(vgg)
         initial = state(single)
-        logs_single = {k: float(v) for k, v in tf.function(single.train_step)(batch).items()}
+        logs_single = {k: float(v) for k, v in single.train_step(
+            {k: tf.constant(v) for k, v in batch.items()}).items()}
         state_single = state(single)
         # two replicas, 2 examples each
         with strategy.scope():
