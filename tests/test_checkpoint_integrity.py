@@ -7,7 +7,8 @@ writers do (truncated or bit-flipped weights, a deleted file, a garbled
 step 2 exactly (the state digest of every variable of G, D, EMA and both
 optimizers); a resumed run continues from step 2 and ends in the state of the
 uninterrupted run. With both checkpoints damaged, ``tools/train.py --resume``
-stops with exit status 1 and lists both.
+stops with exit status 1 and lists both. A ``backup_dir`` run (a fixed folder)
+started twice ends in the state of that run too.
 """
 
 import os
@@ -22,11 +23,12 @@ import pytest
 import tensorflow as tf
 
 from oasis_tf.loading import load_discriminator, load_generator
-from oasis_tf.training import CheckpointManager, build_model, train
+from oasis_tf.training import CheckpointManager, RunDir, build_model, train
 from oasis_tf.training.checkpoints import (MANIFEST, DamagedCheckpointError,
                                            NoWholeCheckpointError, newest_whole_checkpoint)
 from oasis_tf.training.distribute import state_digest
-from test_training_run import TINY, _in_memory_dataset_fn, _overrides, _tiny_config
+from test_training_run import (TINY, _checkpoint_steps, _in_memory_dataset_fn, _overrides,
+                               _tiny_config)
 
 # in-process runs: Grappler off (tests/conftest.py's `no_grappler` says why)
 pytestmark = pytest.mark.usefixtures("no_grappler")
@@ -133,6 +135,29 @@ def test_resume_after_damage_ends_like_the_uninterrupted_run(straight, tmp_path)
     assert not leftover.exists() and f"removed {leftover}" in log
     assert DIGEST.findall(log)[-1] == digest
     assert newest_whole_checkpoint(run / "checkpoints")[0] == newest  # re-written whole
+
+
+def test_backup_dir_creates_then_continues_the_same_folder(straight, tmp_path):
+    """``backup_dir``: the first start creates that folder (not a numbered one), a
+    second start of the same call continues from its newest checkpoint and ends in
+    the state of the module's uninterrupted run (the initial weights follow
+    train.seed)."""
+    config = _tiny_config()
+    job = tmp_path / "job"
+    first = train(config, backup_dir=job, max_steps=2, console=False,
+                  dataset_fn=_in_memory_dataset_fn(), name="x")
+    assert Path(first.run_dir) == job and _checkpoint_steps(job) == [2]
+    second = train(config, backup_dir=job, max_steps=4, console=False,
+                   dataset_fn=_in_memory_dataset_fn(), name="x")
+    assert (second.start_step, second.step) == (2, 4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["job"]
+    log = (job / "train.log").read_text()
+    assert re.search(r"resumed from \S*ckpt-00000002 at step 2", log), log[-2000:]
+    assert DIGEST.findall(log) == [straight[1]]
+    assert [r["step"] for r in RunDir(job).read_metrics()] == [1, 2, 3, 4]
+    with pytest.raises(ValueError, match="not both"):
+        train(config, backup_dir=job, resume=job, max_steps=4, console=False,
+              dataset_fn=_in_memory_dataset_fn())
 
 
 def test_all_damaged_is_a_clear_error_with_exit_status_1(straight, tmp_path):

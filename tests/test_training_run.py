@@ -180,27 +180,3 @@ def test_nan_loss_stops_training_and_keeps_last_good_checkpoint(tmp_path):
     assert max(r["step"] for r in RunDir(run).read_metrics()) == 3
 
 
-def test_backup_dir_creates_then_continues_the_same_folder(tmp_path):
-    """``backup_dir``: the first start creates that folder (not a numbered one), a
-    second start of the same call continues from its newest checkpoint and ends in
-    the state of one uninterrupted run (the initial weights follow train.seed)."""
-    config = _tiny_config()
-    job = tmp_path / "job"
-    first = train(config, backup_dir=job, max_steps=2, console=False,
-                  dataset_fn=_in_memory_dataset_fn(), name="x")
-    assert Path(first.run_dir) == job and _checkpoint_steps(job) == [2]
-    second = train(config, backup_dir=job, max_steps=4, console=False,
-                   dataset_fn=_in_memory_dataset_fn(), name="x")
-    assert (second.start_step, second.step) == (2, 4)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["job"]
-    log = (job / "train.log").read_text()
-    assert re.search(r"resumed from \S*ckpt-00000002 at step 2", log), log[-2000:]
-    digests = re.findall(r"step 4: state digest ([0-9a-f]{64})", log)
-    straight = train(config, runs_root=tmp_path / "straight", max_steps=4, console=False,
-                     dataset_fn=_in_memory_dataset_fn(), name="x")
-    straight_log = (Path(straight.run_dir) / "train.log").read_text()
-    assert digests == re.findall(r"step 4: state digest ([0-9a-f]{64})", straight_log)
-    assert [r["step"] for r in RunDir(job).read_metrics()] == [1, 2, 3, 4]
-    with pytest.raises(ValueError, match="not both"):
-        train(config, backup_dir=job, resume=job, max_steps=4, console=False,
-              dataset_fn=_in_memory_dataset_fn())
