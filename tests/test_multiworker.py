@@ -221,7 +221,7 @@ def test_a_worker_writes_only_its_log_beside_the_chiefs_run_folder(tmp_path, mon
     from types import SimpleNamespace
 
     from oasis_tf.config import load_config
-    from oasis_tf.training import trainer
+    from oasis_tf.training.session import open_session
 
     config = load_config("synthetic", overrides=TINY)
     strategy = SimpleNamespace(num_replicas_in_sync=2)  # no resolver: TF_CONFIG decides
@@ -231,8 +231,8 @@ def test_a_worker_writes_only_its_log_beside_the_chiefs_run_folder(tmp_path, mon
         monkeypatch.setenv("TF_CONFIG", json.dumps(
             {"cluster": cluster, "task": {"type": "worker", "index": index}}))
         with ExitStack() as stack:
-            session = trainer._open_session(config, strategy, tmp_path, "ade20k", None, None,
-                                            False, False, stack)
+            session = open_session(config, strategy, tmp_path, "ade20k", None, None, False,
+                                   False, stack)
             session.logger.info("worker %d here", index)
             sessions.append(session)
     worker, chief = sessions

@@ -1,0 +1,184 @@
+"""Where a training process writes, decided before its first step: the run folder
+(the chief: a new numbered one, a fixed ``backup_dir`` or the one resumed) or only a
+log (other workers), the data root the run reads, the synthetic data set on first
+use, the checkpoint to resume from and the checkpoint manager."""
+
+import dataclasses
+import logging
+import os
+from pathlib import Path
+
+from oasis_tf.config import load_config, save_config
+from oasis_tf.training import distribute
+from oasis_tf.training.checkpoints import (CheckpointManager, NoWholeCheckpointError,
+                                           has_checkpoint, newest_whole_checkpoint)
+from oasis_tf.training.run_dir import RunDir, create_run_dir, create_run_dir_at, open_logger
+
+
+def resume_or_fixed_folder(resume, backup_dir):
+    """``(resume, fixed_path)``: a ``backup_dir`` with a checkpoint is resumed, one
+    without is created at that path. Decided before the first collective op, so the
+    chief cannot have written a checkpoint that another worker does not see yet."""
+    if backup_dir is None:
+        return resume, None
+    if resume is not None:
+        raise ValueError("give `resume` or `backup_dir`, not both")
+    if has_checkpoint(backup_dir):
+        return backup_dir, None
+    return None, Path(backup_dir)
+
+
+def with_data_root(config, data_root, resume):
+    """``config`` with the absolute data root the run reads in ``data.root``.
+
+    ``data_root`` wins over ``config.data.root``; on a resume without ``data_root``
+    the run's own ``config.yaml`` decides (a ``config`` from elsewhere cannot
+    silently switch the data). The synthetic layout defaults to
+    ``oasis_tf.data.default_synthetic_root()``."""
+    root = data_root
+    if root is None and resume is not None:
+        saved = RunDir(resume).config_path
+        if saved.exists():
+            root = load_config(saved).data.root
+    if root is None:
+        root = config.data.root
+    if root is None and config.data.dataset == "synthetic":
+        from oasis_tf.data import default_synthetic_root
+
+        root = default_synthetic_root()
+    if root is None:
+        return config
+    root = os.path.abspath(os.path.expanduser(os.fspath(root)))
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, root=root))
+
+
+@dataclasses.dataclass
+class Session:
+    """Where this process writes: the run folder (chief) or nothing but a log."""
+
+    logger: logging.Logger
+    run: object = None          # RunDir of the chief, else None
+    chief: bool = True
+    task_id: int = 0
+    replicas: int = 1
+
+
+def open_session(config, strategy, runs_root, name, resume, fixed_path, dry_run, console,
+                  stack):
+    """Creates or reopens the run folder (chief) or a worker's log, and the logger.
+
+    A non-chief worker writes only its own log: ``<run>/worker-<i>.log`` on a resume,
+    else ``<runs_root>/<name>-worker-<i>.log``. It restores from the chief's
+    checkpoints (shared storage) and trains every step like the chief."""
+    chief = distribute.is_chief(strategy)
+    _, task_id, _ = distribute.task_info(strategy)
+    replicas = strategy.num_replicas_in_sync
+    run = None
+    if dry_run:
+        logger, close = open_logger(None, console=True)
+    elif not chief:
+        folder = Path(resume or fixed_path or runs_root)
+        prefix = "" if (resume or fixed_path) is not None else f"{name}-"
+        folder.mkdir(parents=True, exist_ok=True)
+        logger, close = open_logger(folder / f"{prefix}worker-{task_id}.log", console)
+    else:
+        if resume is not None:
+            run = RunDir(resume)
+            if not run.checkpoints_dir.is_dir():
+                raise FileNotFoundError(f"--resume {resume}: not a run folder (no checkpoints/)")
+            run.make_subdirs()
+        elif fixed_path is not None:
+            run = create_run_dir_at(fixed_path, config)
+        else:
+            run = create_run_dir(runs_root, name, config)
+        logger, close = open_logger(run.log_path, console)
+        if resume is not None:
+            _record_data_root(run, config, logger)
+    stack.callback(close)
+    return Session(logger, run, chief, task_id, replicas)
+
+
+def _record_data_root(run, config, logger):
+    """On a resume: a data root other than the one in ``config.yaml`` is logged and
+    stored (it only differs when ``data_root`` was given)."""
+    if not run.config_path.exists():
+        save_config(config, run.config_path)
+        return
+    saved = load_config(run.config_path)
+    if saved.data.root != config.data.root:
+        logger.warning("data.root changed from %s to %s (given explicitly); config.yaml "
+                       "now records the new one", saved.data.root, config.data.root)
+        save_config(dataclasses.replace(saved, data=dataclasses.replace(
+            saved.data, root=config.data.root)), run.config_path)
+
+
+def prepare_synthetic_data(config, dry_run, logger, stack):
+    """Says when the synthetic data set is about to be written (first use of its
+    folder). A dry run writes it into a temporary folder, removed at the end, so it
+    leaves no file behind."""
+    d = config.data
+    if d.dataset != "synthetic" or d.root is None:
+        return config
+    from oasis_tf.data import synthetic
+
+    if os.path.exists(os.path.join(d.root, synthetic.MARKER_FILE)):
+        return config
+    if dry_run:
+        import tempfile
+
+        root = stack.enter_context(tempfile.TemporaryDirectory(prefix="oasis_tf-dry-run-"))
+        logger.info("DRY RUN: writing the synthetic data set to the temporary folder %s "
+                    "(removed at the end)...", root)
+        return dataclasses.replace(config, data=dataclasses.replace(d, root=root))
+    logger.info("writing the synthetic data set to %s (first use; later runs read it "
+                "there)...", d.root)
+    return config
+
+
+def choose_checkpoint(resume, dry_run, logger):
+    """The newest whole checkpoint of the run to resume (damaged ones are named and
+    skipped), or None when not resuming.
+
+    Raises:
+        NoWholeCheckpointError: none is whole.
+    """
+    if resume is None or dry_run:
+        return None
+    directory = RunDir(resume).checkpoints_dir
+    try:
+        path, _ = newest_whole_checkpoint(directory, log=logger)
+    except NoWholeCheckpointError as exc:
+        logger.error("--resume %s: %s", resume, exc)
+        raise
+    return path
+
+
+def checkpoint_manager(session, model, resume, dry_run, keep):
+    """The run's ``CheckpointManager`` (chief; the leftovers of killed writers are
+    removed first), a read-only one (other workers), or None (dry run)."""
+    if session.run is not None:
+        manager = CheckpointManager(session.run.checkpoints_dir, model, max_to_keep=keep)
+        manager.remove_leftovers()
+        return manager
+    if dry_run:
+        return None
+    return ReadOnlyCheckpoints(CheckpointManager(RunDir(resume).checkpoints_dir, model)
+                                if resume is not None else None)
+
+
+class ReadOnlyCheckpoints:
+    """The checkpoint manager of a non-chief worker: restores the chief's
+    checkpoints, writes nothing (``save`` only names the chief's folder)."""
+
+    def __init__(self, manager):
+        self.manager = manager
+
+    @property
+    def latest_checkpoint(self):
+        return self.manager.latest_checkpoint if self.manager is not None else None
+
+    def restore(self, path=None):
+        return self.manager.restore(path)
+
+    def save(self, step, state=None, metric=None):
+        return self.manager.path_for(step) if self.manager is not None else f"step {step}"
