@@ -5,6 +5,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from oasis_tf.layers import SNConv2D, ParamFreeNorm, resize_nearest
@@ -147,6 +148,21 @@ def test_nearest_resize_follows_pytorch_indices():
     np.testing.assert_array_equal(y, x[:, ::2, ::2])  # top-left pixel of each block
     y = resize_nearest(tf.constant(x), (4, 3)).numpy()
     np.testing.assert_array_equal(y, x[:, [0, 1, 3, 4]][:, :, [0, 2, 5]])
+
+
+@pytest.mark.parametrize("shape,size", [((2, 64, 64, 7), (32, 32)), ((2, 64, 128, 5), (8, 16)),
+                                        ((1, 64, 128, 3), (64, 32)), ((1, 48, 64, 3), (16, 8))])
+def test_nearest_downsampling_by_blocks_picks_pytorchs_pixels(shape, size):
+    """Integer factors on both axes take one slice of a reshaped tensor: the same
+    pixels as PyTorch's indices, in a graph too, for floats and class ids."""
+    rng = np.random.default_rng(0)
+    for x in (rng.standard_normal(shape).astype(np.float32),
+              rng.integers(0, 9, shape).astype(np.int32)):
+        want = x[:, torch_nearest_indices(shape[1], size[0])][
+            :, :, torch_nearest_indices(shape[2], size[1])]
+        np.testing.assert_array_equal(resize_nearest(tf.constant(x), size).numpy(), want)
+        traced = tf.function(lambda t: resize_nearest(t, size))(tf.constant(x))
+        np.testing.assert_array_equal(traced.numpy(), want)
 
 
 def test_divide_by_scalar_matches_the_plain_division_and_its_gradient():
