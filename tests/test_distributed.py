@@ -153,8 +153,9 @@ def test_two_replicas_equal_one_device_with_the_vgg_loss(mirrored_results):
     assert res["networks_worst"] <= 2e-4 * res["moved"], res
 
 
-def _tiny_model_and_data(seed, labelmix_bits=True):
-    """A compiled 4-class OASIS at 64x64 and a 2-batch dataset of random examples."""
+def _tiny_model_and_data(seed):
+    """A compiled 4-class OASIS at 64x64 and a 2-batch dataset of random examples
+    without LabelMix bits (the step draws them in-graph)."""
     tf.keras.utils.set_random_seed(seed)
     g = oasis_tf.OASISGenerator(num_classes=4, image_size=(64, 64), base_channels=2, z_dim=3,
                                 num_res_blocks=2, spade_hidden=8)
@@ -164,8 +165,6 @@ def _tiny_model_and_data(seed, labelmix_bits=True):
     rng = np.random.default_rng(0)
     data = dict(image=rng.uniform(-1, 1, (4, 64, 64, 3)).astype(np.float32),
                 label=rng.integers(0, 4, (4, 64, 64)).astype(np.int32))
-    if labelmix_bits:
-        data["labelmix_bits"] = rng.integers(0, 2, (4, 4)).astype(np.int32)
     return model, tf.data.Dataset.from_tensor_slices(data).batch(2, drop_remainder=True)
 
 
@@ -176,7 +175,7 @@ def test_fit_trains_a_tiny_model_and_refreshes_the_ema_statistics():
     generator."""
     from oasis_tf.training.ema import EMAStatisticsRefresh
 
-    model, ds = _tiny_model_and_data(1, labelmix_bits=False)
+    model, ds = _tiny_model_and_data(1)
     before = [w.numpy().copy() for w in model.ema_generator.trainable_weights]
     calls = []
     original = model.refresh_ema_statistics

@@ -72,10 +72,8 @@ def _resize_axis(x, axis, out_size):
 def _downsample_blocks(x, out_h, out_w):
     """The top-left pixel of every block, for integer factors on both axes: the values
     of ``x[:, ::sh, ::sw]`` as one unit-stride slice of a reshaped tensor, so that whole
-    pixels (all channels) are copied at once. TensorFlow's strided slice copies a
-    channels-last map element by element: measured on CPU, 2x down of a
-    [8, 256, 256, 215] map took 424-454 ms that way and 9-18 ms this way (float32 and
-    bfloat16), 8x faster at [4, 64, 64, 44]."""
+    pixels (all channels) are copied at once; TensorFlow's strided slice copies a
+    channels-last map element by element (measurements: docs/performance.md)."""
     _, h, w, c = x.shape
     blocks = tf.reshape(x, (-1, out_h, h // out_h, out_w, (w // out_w) * c))
     return blocks[:, :, 0, :, :c]

@@ -163,7 +163,7 @@ def checkpoint_manager(session, model, resume, dry_run, keep):
     if dry_run:
         return None
     return ReadOnlyCheckpoints(CheckpointManager(RunDir(resume).checkpoints_dir, model)
-                                if resume is not None else None)
+                               if resume is not None else None)
 
 
 class ReadOnlyCheckpoints:
