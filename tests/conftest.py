@@ -37,6 +37,26 @@ def no_grappler():
         {"disable_meta_optimizer": previous.get("disable_meta_optimizer", False)})
 
 
+@pytest.fixture(scope="module")
+def eager_steps():
+    """Every ``tf.function`` of a module's in-process runs executes eagerly.
+
+    For modules that check what a run leaves in its folder (checkpoints, resume,
+    logs, the NaN stop), not the traced step: a tiny 4-step ``train()`` takes ~7 s
+    eagerly against ~13 s traced (10 s of it tracing), and the state digest it ends
+    in is the same to the last bit (eager ops are the traced graph's kernels without
+    Grappler; use with ``no_grappler``). tf.data pipelines are traced as always. The
+    traced step itself is tested by the tools in subprocesses, the fit and replica
+    tests (test_distributed.py, test_multiworker.py), test_xla.py and
+    test_precision.py."""
+    import tensorflow as tf
+
+    previous = tf.config.functions_run_eagerly()
+    tf.config.run_functions_eagerly(True)
+    yield
+    tf.config.run_functions_eagerly(previous)
+
+
 @pytest.fixture(scope="session")
 def reference_dir():
     """The reference fixture folder (official PyTorch outputs); skips when absent."""

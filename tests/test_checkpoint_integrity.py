@@ -1,14 +1,16 @@
 """Checkpoints that prove they are whole (issue 12, item 1).
 
-One tiny run (4 steps, checkpoints at steps 2 and 4) is trained once per module.
-Each test copies it and damages the newest checkpoint the way disks and killed
-writers do (truncated or bit-flipped weights, a deleted file, a garbled
-``state.json``, no manifest): restoring names the damaged checkpoint and restores
-step 2 exactly (the state digest of every variable of G, D, EMA and both
-optimizers); a resumed run continues from step 2 and ends in the state of the
-uninterrupted run. With both checkpoints damaged, ``tools/train.py --resume``
-stops with exit status 1 and lists both. A ``backup_dir`` run (a fixed folder)
-started twice ends in the state of that run too.
+One tiny run (4 steps, checkpoints at steps 2 and 4) is trained once per module, as
+the first start of a ``backup_dir`` job (a fixed folder). Each test copies it and
+damages the newest checkpoint the way disks and killed writers do (truncated or
+bit-flipped weights, a deleted file, a garbled ``state.json``, no manifest):
+restoring names the damaged checkpoint and restores step 2 exactly (the state digest
+of every variable of G, D, EMA and both optimizers). Started again, the job continues
+from step 2 and ends in the state of the uninterrupted run. With both checkpoints
+damaged, ``tools/train.py --resume`` stops with exit status 1 and lists both.
+
+The runs step eagerly (conftest's ``eager_steps``): what is checked here is what the
+run folder holds, not the traced step.
 """
 
 import os
@@ -27,11 +29,13 @@ from oasis_tf.training import CheckpointManager, RunDir, build_model, train
 from oasis_tf.training.checkpoints import (MANIFEST, DamagedCheckpointError,
                                            NoWholeCheckpointError, newest_whole_checkpoint)
 from oasis_tf.training.distribute import state_digest
+from oasis_tf.training.session import resume_or_fixed_folder
 from test_training_run import (TINY, _checkpoint_steps, _in_memory_dataset_fn, _overrides,
                                _tiny_config)
 
-# in-process runs: Grappler off (tests/conftest.py's `no_grappler` says why)
-pytestmark = pytest.mark.usefixtures("no_grappler")
+# in-process runs: Grappler off, eager steps (tests/conftest.py's `no_grappler` and
+# `eager_steps` say why)
+pytestmark = pytest.mark.usefixtures("no_grappler", "eager_steps")
 
 REPO = Path(__file__).resolve().parents[1]
 DIGEST = re.compile(r"step 4: state digest ([0-9a-f]{64})")
@@ -39,14 +43,17 @@ DIGEST = re.compile(r"step 4: state digest ([0-9a-f]{64})")
 
 @pytest.fixture(scope="module")
 def straight(tmp_path_factory):
-    """An uninterrupted 4-step run: ``(run folder, state digest at step 4)``."""
+    """An uninterrupted 4-step run, the first start of a ``backup_dir`` job: ``(run
+    folder, state digest at step 4)``. The first start creates that very folder (not
+    a numbered one)."""
     root = tmp_path_factory.mktemp("straight")
-    result = train(_tiny_config(), runs_root=root, max_steps=4, console=False,
+    job = root / "job"
+    result = train(_tiny_config(), backup_dir=job, max_steps=4, console=False,
                    dataset_fn=_in_memory_dataset_fn(), name="x")
-    run = Path(result.run_dir)
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+    assert Path(result.run_dir) == job and sorted(p.name for p in root.iterdir()) == ["job"]
+    assert sorted(p.name for p in (job / "checkpoints").iterdir()) == [
         "ckpt-00000002", "ckpt-00000004"]
-    return run, DIGEST.findall((run / "train.log").read_text())[-1]
+    return job, DIGEST.findall((job / "train.log").read_text())[-1]
 
 
 def _copy(run, tmp_path):
@@ -113,51 +120,52 @@ def test_damaged_newest_checkpoint_is_named_and_skipped(straight, model_at_step_
                                                                "ckpt-00000004")
 
 
-def test_resume_after_damage_ends_like_the_uninterrupted_run(straight, tmp_path):
-    """A run whose newest checkpoint has flipped bytes resumes from the previous one,
-    removes a killed writer's leftover folder, and ends in the uninterrupted run's
-    state."""
+def test_restart_after_damage_ends_like_the_uninterrupted_run(straight, tmp_path):
+    """The ``backup_dir`` job started again with the same call, after its newest
+    checkpoint got flipped bytes and a killed writer left a folder: it resumes from the
+    previous checkpoint (naming the damaged one), removes the leftover, re-writes the
+    newest checkpoint whole and ends in the uninterrupted run's state. (A ``backup_dir``
+    with a checkpoint is resumed exactly as ``resume=`` is:
+    ``test_backup_dir_with_a_checkpoint_is_resumed``.)"""
     run0, digest = straight
-    run = _copy(run0, tmp_path)
-    newest = run / "checkpoints" / "ckpt-00000004"
+    job = _copy(run0, tmp_path)
+    newest = job / "checkpoints" / "ckpt-00000004"
     _damage(newest, "flip")
-    leftover = run / "checkpoints" / ".tmp-ckpt-00000006-12345"  # a killed writer's
+    leftover = job / "checkpoints" / ".tmp-ckpt-00000006-12345"  # a killed writer's
     leftover.mkdir()
     (leftover / "generator.weights.h5").write_bytes(b"half")
 
-    result = train(_tiny_config(), resume=run, max_steps=4, console=False,
-                   dataset_fn=_in_memory_dataset_fn(), name="x")
-    assert (result.start_step, result.step) == (2, 4)
-    log = (run / "train.log").read_text()
-    assert re.search(r"WARNING .*ckpt-00000004 is damaged: discriminator\.weights\.h5: "
-                     r"SHA-256 differs", log), log[-3000:]
-    assert re.search(r"resumed from \S*ckpt-00000002 at step 2", log)
-    assert not leftover.exists() and f"removed {leftover}" in log
-    assert DIGEST.findall(log)[-1] == digest
-    assert newest_whole_checkpoint(run / "checkpoints")[0] == newest  # re-written whole
-
-
-def test_backup_dir_creates_then_continues_the_same_folder(straight, tmp_path):
-    """``backup_dir``: the first start creates that folder (not a numbered one), a
-    second start of the same call continues from its newest checkpoint and ends in
-    the state of the module's uninterrupted run (the initial weights follow
-    train.seed)."""
     config = _tiny_config()
-    job = tmp_path / "job"
-    first = train(config, backup_dir=job, max_steps=2, console=False,
-                  dataset_fn=_in_memory_dataset_fn(), name="x")
-    assert Path(first.run_dir) == job and _checkpoint_steps(job) == [2]
-    second = train(config, backup_dir=job, max_steps=4, console=False,
+    result = train(config, backup_dir=job, max_steps=4, console=False,
                    dataset_fn=_in_memory_dataset_fn(), name="x")
-    assert (second.start_step, second.step) == (2, 4)
+    assert Path(result.run_dir) == job and (result.start_step, result.step) == (2, 4)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["job"]
     log = (job / "train.log").read_text()
-    assert re.search(r"resumed from \S*ckpt-00000002 at step 2", log), log[-2000:]
-    assert DIGEST.findall(log) == [straight[1]]
+    assert re.search(r"WARNING .*ckpt-00000004 is damaged: discriminator\.weights\.h5: "
+                     r"SHA-256 differs", log), log[-3000:]
+    assert re.search(r"resumed from \S*ckpt-00000002 at step 2", log), log[-3000:]
+    assert not leftover.exists() and f"removed {leftover}" in log
+    assert DIGEST.findall(log)[-1] == digest
+    assert newest_whole_checkpoint(job / "checkpoints")[0] == newest  # re-written whole
+    # the metrics of the steps done again are not doubled
     assert [r["step"] for r in RunDir(job).read_metrics()] == [1, 2, 3, 4]
     with pytest.raises(ValueError, match="not both"):
         train(config, backup_dir=job, resume=job, max_steps=4, console=False,
               dataset_fn=_in_memory_dataset_fn())
+
+
+def test_backup_dir_with_a_checkpoint_is_resumed(straight, tmp_path):
+    """``backup_dir`` is decided before the first step: a folder with a checkpoint is
+    resumed (the same ``resume`` argument ``train(resume=...)`` gets), one without is
+    created at that path."""
+    job = _copy(straight[0], tmp_path)
+    assert resume_or_fixed_folder(None, job) == (job, None)
+    assert resume_or_fixed_folder(job, None) == (job, None)
+    empty = tmp_path / "new"
+    assert resume_or_fixed_folder(None, empty) == (None, empty)
+    shutil.rmtree(job / "checkpoints" / "ckpt-00000004")
+    shutil.rmtree(job / "checkpoints" / "ckpt-00000002")
+    assert resume_or_fixed_folder(None, job) == (None, job)  # no checkpoint left
 
 
 def test_all_damaged_is_a_clear_error_with_exit_status_1(straight, tmp_path):

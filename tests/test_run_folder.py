@@ -28,9 +28,9 @@ from oasis_tf.training import RunDir, train
 from test_training_run import (TINY, _checkpoint_steps, _in_memory_dataset_fn,
                                _npz_checksum, _overrides, _tiny_config)
 
-# the in-process run: Grappler off (tests/conftest.py's `no_grappler` says why); the
-# tools in subprocesses keep it
-pytestmark = pytest.mark.usefixtures("no_grappler")
+# the in-process runs: Grappler off, eager steps (tests/conftest.py's `no_grappler` and
+# `eager_steps` say why); the tools in subprocesses keep both
+pytestmark = pytest.mark.usefixtures("no_grappler", "eager_steps")
 
 REPO = Path(__file__).resolve().parents[1]
 UMASK = 0o027  # files 0640, folders 0750: neither the mkstemp 0600 nor a fixed 0644

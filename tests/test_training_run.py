@@ -29,8 +29,9 @@ def _tiny_config(*extra):
     return load_config("synthetic", overrides=TINY + list(extra))
 
 
-# in-process runs: Grappler off (tests/conftest.py's `no_grappler` says why)
-pytestmark = pytest.mark.usefixtures("no_grappler")
+# in-process runs: Grappler off, eager steps (tests/conftest.py's `no_grappler` and
+# `eager_steps` say why)
+pytestmark = pytest.mark.usefixtures("no_grappler", "eager_steps")
 
 
 def _in_memory_dataset_fn(nan_batch=None, examples=16, batch=2, num_classes=12, size=64):
