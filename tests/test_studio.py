@@ -220,8 +220,8 @@ def test_browser_paint_and_generate(studio, tmp_path):
         page.mouse.move(x - 120, y, steps=3)
         page.wait_for_timeout(300)
         page.mouse.down()
-        for i in range(25):
-            page.mouse.move(x - 120 + 10 * i, y, steps=2)
+        for i in range(6):  # the editor joins the points with its brush
+            page.mouse.move(x - 120 + 48 * i, y)
         page.mouse.up()
         page.wait_for_timeout(500)
         page.click("#generate")
