@@ -103,6 +103,32 @@ def test_synthetic_idempotent_and_regenerates(tmp_path):
     assert synthetic.synthetic_dataset_complete(root, num_train=2, num_val=1, size=16)
 
 
+def test_load_dataset_reads_an_existing_synthetic_set_as_it_is(tmp_path, caplog):
+    """Without ``synthetic_options`` a synthetic set already in the folder is read with
+    its own parameters (not rewritten as the 1000-image default); explicit options that
+    differ rewrite it; an empty folder gets the default set's parameters."""
+    root = str(tmp_path / "syn")
+    synthetic.write_synthetic_dataset(root, num_train=3, num_val=2, size=16, seed=5)
+    f = os.path.join(root, "images", "training", "synthetic_000000.png")
+    os.utime(f, (1, 1))
+    assert synthetic.stored_options(root) == {"num_train": 3, "num_val": 2, "size": 16,
+                                              "seed": 5}
+    assert synthetic.resolve_options((64, 64), None, root) == synthetic.stored_options(root)
+    with caplog.at_level("WARNING", logger="oasis_tf.data"):
+        val = oasis_data.load_dataset("synthetic", root, split="val", image_size=32,
+                                      batch_size=1, training=False)
+    assert len(_batches(val)) == 2 and os.stat(f).st_mtime == 1
+    assert "written at 16 px and is read at 32x32: its images are enlarged" in caplog.text
+    assert len(os.listdir(os.path.dirname(f))) == 3
+    oasis_data.load_dataset("synthetic", root, split="val", image_size=16, batch_size=1,
+                            training=False, synthetic_options={"num_train": 2, "num_val": 2})
+    assert os.stat(f).st_mtime != 1 and len(os.listdir(os.path.dirname(f))) == 2
+    empty = str(tmp_path / "none")
+    assert synthetic.stored_options(empty) is None
+    assert synthetic.resolve_options((48, 64), None, empty) == dict(
+        synthetic.DEFAULT_OPTIONS, size=64)
+
+
 def test_synthetic_class_statistics():
     counts = np.zeros(synthetic.NUM_CLASSES)
     per_map = []

@@ -117,11 +117,12 @@ def test_read_label_png_checks(tmp_path):
 def test_dataset_label_maps_synthetic(tmp_path):
     from oasis_tf.data import write_synthetic_dataset
 
-    # a small set written first (a missing folder would get the full default set)
+    # a small set written first: read as it is (a missing folder would get the default set)
     write_synthetic_dataset(str(tmp_path / "syn"), num_train=2, num_val=3, size=64, seed=0)
     maps = gen.dataset_label_maps("synthetic", str(tmp_path / "syn"), (64, 64), split="val",
                                   max_images=2)
     assert len(maps) == 2 and maps[0][1].shape == (64, 64) and maps[0][1].dtype == np.int32
+    assert len(os.listdir(tmp_path / "syn" / "images" / "training")) == 2  # not rewritten
 
 
 # --------------------------------------------------------------------- tool

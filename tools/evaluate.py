@@ -94,10 +94,8 @@ def main(argv):
         print("evaluate: no FID: no standard Inception file ($OASIS_TF_FID_INCEPTION or "
               "~/.cache/oasis_tf/classify_image_graph_def.pb) and no cached Keras InceptionV3 weights; "
               "pass --extractor standard:<path>", file=sys.stderr)
-    synthetic_opts = ev.synthetic_options(root) if layout == "synthetic" else None
     dataset = oasis_data.load_dataset(layout, root, split=FLAGS.split, image_size=image_size,
-                                      batch_size=FLAGS.batch_size, training=False, num_classes=num_classes,
-                                      synthetic_options=synthetic_opts)
+                                      batch_size=FLAGS.batch_size, training=False, num_classes=num_classes)
     from oasis_tf.metrics.segmenter import load_segmenter
 
     try:

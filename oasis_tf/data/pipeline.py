@@ -157,6 +157,8 @@ def load_dataset(layout, root=None, split="train", image_size=(256, 256), batch_
             input pipeline and batches have the per-replica size.
         synthetic_options: for "synthetic", a dict of `write_synthetic_dataset`
             arguments (num_train 1000, num_val 100, size max(image_size), seed 0).
+            None: a synthetic data set already in `root` is read as it is; where
+            there is none, the default one is written.
         load_size: `data.load_size`: the width files are resized to (height in
             proportion to `image_size`) before a crop of `image_size`: random in
             training, centred otherwise. None or `image_size[1]`: resize
@@ -198,8 +200,13 @@ def load_dataset(layout, root=None, split="train", image_size=(256, 256), batch_
             batch_size = input_context.get_per_replica_batch_size(batch_size)
     else:
         if layout == "synthetic":
-            opts = synthetic.resolve_options(size, synthetic_options)
             root = default_synthetic_root() if root is None else root
+            opts = synthetic.resolve_options(size, synthetic_options, root)
+            if opts["size"] < max(size):
+                log.warning("the synthetic data set in %s was written at %d px and is "
+                            "read at %s: its images are enlarged (write one at this size "
+                            "in another folder, or pass synthetic_options)", root,
+                            opts["size"], "x".join(map(str, size)))
             synthetic.write_synthetic_dataset(root, **opts)
         elif root is None:
             raise ValueError(f"layout {layout!r} needs `root`, the dataset folder.")

@@ -38,6 +38,7 @@ __all__ = [
     "make_example",
     "write_synthetic_dataset",
     "synthetic_dataset_complete",
+    "stored_options",
     "MARKER_FILE",
 ]
 
@@ -417,14 +418,38 @@ def make_example(seed=0, index=0, split=0, size=64) -> Tuple[np.ndarray, np.ndar
 DEFAULT_OPTIONS = {"num_train": 1000, "num_val": 100, "size": None, "seed": 0}
 
 
-def resolve_options(image_size=(64, 64), options=None) -> dict:
-    """`DEFAULT_OPTIONS` updated with ``options`` (`write_synthetic_dataset` arguments),
-    ``size`` defaulting to ``max(image_size)``; unknown keys raise ValueError.
+def stored_options(root):
+    """The parameters (num_train, num_val, size, seed) of the synthetic data set in
+    ``root``, read from its marker file; None when ``root`` holds none (no marker, or
+    one of another format or version)."""
+    try:
+        with open(os.path.join(os.fspath(root), MARKER_FILE), encoding="utf-8") as f:
+            stored = json.load(f)
+        if stored.get("format") != "oasis_tf.synthetic" or \
+                stored.get("version") != _FORMAT_VERSION:
+            return None
+        return {k: int(stored[k]) for k in DEFAULT_OPTIONS}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+
+
+def resolve_options(image_size=(64, 64), options=None, root=None) -> dict:
+    """The `write_synthetic_dataset` arguments for reading the synthetic data set.
+
+    Without ``options``, a synthetic data set already in ``root`` is read as it is
+    (its own parameters: it is never rewritten with other ones); else
+    `DEFAULT_OPTIONS` updated with ``options``, ``size`` defaulting to
+    ``max(image_size)``. Unknown keys raise ValueError.
 
     Args:
         image_size: (H, W) the data set is read at.
         options: a dict of num_train, num_val, size, seed (any subset) or None.
+        root: the data set's folder, or None.
     """
+    if options is None and root is not None:
+        stored = stored_options(root)
+        if stored is not None:
+            return stored
     opts = dict(DEFAULT_OPTIONS)
     opts.update(options or {})
     unknown = set(opts) - set(DEFAULT_OPTIONS)

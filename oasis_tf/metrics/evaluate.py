@@ -36,7 +36,6 @@ printed tables, the JSON file and the class chart are `oasis_tf.metrics.report`'
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -44,6 +43,7 @@ import warnings
 
 import numpy as np
 
+from oasis_tf.data.synthetic import stored_options as synthetic_options  # its former name here
 from oasis_tf.loading import load_generator  # the shared loader, public here too
 from oasis_tf.metrics.diversity import ms_ssim_diversity, ms_ssim_scales, MS_SSIM_POWER_FACTORS
 from oasis_tf.metrics.extractors import default_standard_inception_path, extractor_info, make_extractor
@@ -362,18 +362,6 @@ def evaluate_generator(generator, dataset, extractor=None, segmenter=None, real_
 # The synthetic data set (the demo)
 # --------------------------------------------------------------------------
 
-def synthetic_options(data_root):
-    """The ``synthetic_options`` of the synthetic data set already in ``data_root``
-    (from its ``oasis_synthetic.json``), so ``load_dataset("synthetic", ...)`` reads it
-    instead of rewriting it with other parameters; None when there is none."""
-    marker = os.path.join(os.fspath(data_root), "oasis_synthetic.json")
-    if not os.path.isfile(marker):
-        return None
-    with open(marker, encoding="utf-8") as f:
-        params = json.load(f)
-    return {k: params[k] for k in ("num_train", "num_val", "size", "seed") if k in params}
-
-
 def evaluate_synthetic(generator, data_root, extractor=None, split="val", batch_size=16, max_images=None,
                        num_diversity_samples=50, seed=0, segmenter_steps=500, real_stats_path=None,
                        verbose=True) -> dict:
@@ -393,7 +381,7 @@ def evaluate_synthetic(generator, data_root, extractor=None, split="val", batch_
     segmenter = get_synthetic_segmenter(data_root, image_size=size, steps=segmenter_steps,
                                         num_classes=num_classes, verbose=verbose)
     dataset = load_dataset("synthetic", data_root, split=split, image_size=size, batch_size=batch_size,
-                           training=False, num_classes=num_classes, synthetic_options=synthetic_options(data_root))
+                           training=False, num_classes=num_classes)
     report = evaluate_generator(generator, dataset, extractor=extractor, segmenter=segmenter,
                                 real_stats_path=real_stats_path, num_diversity_samples=num_diversity_samples,
                                 max_images=max_images, seed=seed,
