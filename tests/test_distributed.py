@@ -152,13 +152,17 @@ def test_two_replicas_equal_one_device_with_the_vgg_loss(mirrored_results):
 
 def _tiny_model_and_data(seed):
     """A compiled 4-class OASIS at 64x64 and a 2-batch dataset of random examples
-    without LabelMix bits (the step draws them in-graph)."""
+    without LabelMix bits (the step draws them).
+
+    Its steps run eagerly (``run_eagerly``): the callbacks and the step's own draws are
+    what is checked; ``fit`` of the traced step runs in every ``tools/train.py`` test,
+    test_demo.py and test_multiworker.py."""
     tf.keras.utils.set_random_seed(seed)
     g = oasis_tf.OASISGenerator(num_classes=4, image_size=(64, 64), base_channels=2, z_dim=3,
                                 num_res_blocks=2, spade_hidden=8)
     d = oasis_tf.OASISDiscriminator(num_classes=4, base_channels=4)
     model = oasis_tf.OASIS(g, d)
-    model.compile()
+    model.compile(run_eagerly=True)
     rng = np.random.default_rng(0)
     data = dict(image=rng.uniform(-1, 1, (4, 64, 64, 3)).astype(np.float32),
                 label=rng.integers(0, 4, (4, 64, 64)).astype(np.int32))
@@ -166,8 +170,8 @@ def _tiny_model_and_data(seed):
 
 
 def test_fit_trains_a_tiny_model_and_refreshes_the_ema_statistics():
-    """``model.fit`` with the LabelMix bits drawn in-graph (the data pipeline's bits are
-    the path every ``train()`` test takes); ``EMAStatisticsRefresh`` refreshes every 3
+    """``model.fit`` with the LabelMix bits drawn by the step (the data pipeline's bits
+    are the path every ``train()`` test takes); ``EMAStatisticsRefresh`` refreshes every 3
     steps and once at the end; the refresh runs train-mode forwards of the EMA
     generator."""
     from oasis_tf.training.ema import EMAStatisticsRefresh
@@ -188,7 +192,7 @@ def test_fit_trains_a_tiny_model_and_refreshes_the_ema_statistics():
     moved = [not np.array_equal(a, w.numpy())
              for a, w in zip(before, model.ema_generator.trainable_weights)]
     assert any(moved)
-    # in-graph noise differs between steps and between the G and D forwards
+    # the step's noise differs between steps and between the G and D forwards
     n1 = model.draw_noise(2, 1).numpy()
     n2 = model.draw_noise(2, 2).numpy()
     assert not np.allclose(n1, n2)
