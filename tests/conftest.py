@@ -46,9 +46,9 @@ def eager_steps():
     eagerly against ~13 s traced (10 s of it tracing), and the state digest it ends
     in is the same to the last bit (eager ops are the traced graph's kernels without
     Grappler; use with ``no_grappler``). tf.data pipelines are traced as always. The
-    traced step itself is tested by the tools in subprocesses, the fit and replica
-    tests (test_distributed.py, test_multiworker.py), test_xla.py and
-    test_precision.py."""
+    traced step itself runs in the ``tools/train.py`` subprocesses, the demo, the
+    2-replica check (test_distributed.py), test_multiworker.py, test_xla.py,
+    test_precision.py and the PyTorch-reference parity tests."""
     import tensorflow as tf
 
     previous = tf.config.functions_run_eagerly()
