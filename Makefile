@@ -13,7 +13,7 @@ PY  := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 TORCH_STAMP := $(VENV)/.torch-installed
 
-.PHONY: all venv install test test-fast demo studio clean
+.PHONY: all venv install bytecode test test-fast demo studio clean
 
 all: test
 
@@ -38,15 +38,16 @@ $(TORCH_STAMP): | $(INSTALLED)
 
 install: $(INSTALLED) $(TORCH_STAMP)
 
-# Byte-compiles the package first: where PYTHONDONTWRITEBYTECODE is set (CI machines),
+# The package byte-compiled once: where PYTHONDONTWRITEBYTECODE is set (CI machines),
 # each of the suite's ~40 tool subprocesses would compile it again (~0.4 s each).
-test: install
+bytecode: install
 	$(PY) -m compileall -q oasis_tf
+
+test: bytecode
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15 tests $(PYTEST_ARGS)
 
 # The edit-test loop: everything but the tests marked slow (tests/conftest.py), < 3 min.
-test-fast: install
-	$(PY) -m compileall -q oasis_tf
+test-fast: bytecode
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15 -m "not slow" tests $(PYTEST_ARGS)
 
 # The synthetic-data demo: data in ~/.cache/oasis_tf/synthetic (or $$OASIS_TF_DATA/synthetic),

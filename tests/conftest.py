@@ -38,14 +38,14 @@ def no_grappler():
 
 
 @pytest.fixture(scope="module")
-def eager_steps():
+def eager_steps(no_grappler):
     """Every ``tf.function`` of a module's in-process runs executes eagerly.
 
     For modules that check what a run leaves in its folder (checkpoints, resume,
     logs, the NaN stop), not the traced step: a tiny 4-step ``train()`` takes ~7 s
     eagerly against ~13 s traced (10 s of it tracing), and the state digest it ends
     in is the same to the last bit (eager ops are the traced graph's kernels without
-    Grappler; use with ``no_grappler``). tf.data pipelines are traced as always. The
+    Grappler, which it turns off too: ``no_grappler``). tf.data pipelines are traced as always. The
     traced step itself runs in the ``tools/train.py`` subprocesses, the demo, the
     2-replica check (test_distributed.py), test_multiworker.py, test_xla.py,
     test_precision.py and the PyTorch-reference parity tests."""

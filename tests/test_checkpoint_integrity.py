@@ -35,7 +35,7 @@ from test_training_run import (TINY, _checkpoint_steps, _in_memory_dataset_fn, _
 
 # in-process runs: Grappler off, eager steps (tests/conftest.py's `no_grappler` and
 # `eager_steps` say why)
-pytestmark = pytest.mark.usefixtures("no_grappler", "eager_steps")
+pytestmark = pytest.mark.usefixtures("eager_steps")
 
 REPO = Path(__file__).resolve().parents[1]
 DIGEST = re.compile(r"step 4: state digest ([0-9a-f]{64})")

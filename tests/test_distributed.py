@@ -96,20 +96,19 @@ MIRRORED_STEP = textwrap.dedent("""
                 np.testing.assert_array_equal(copies[0].numpy(), copies[1].numpy(),
                                               err_msg=w.path)
         assert sorted(state_single) == sorted(state_mirrored)
-        worst, scale, moved, networks = {}, {}, 0.0, 0.0
+        worst, scale, moved = {}, {}, 0.0
         for key, value in state_single.items():
             group = key.split("/")[0]
             err = float(np.max(np.abs(value - state_mirrored[key]))) if value.size else 0.0
             worst[group] = max(worst.get(group, 0.0), err)
             scale[group] = max(scale.get(group, 0.0),
                                float(np.max(np.abs(value))) if value.size else 0.0)
-            if group in ("G", "D", "EMA") and value.size:
-                networks = max(networks, err)
+            if group in ("G", "D") and value.size:
                 moved = max(moved, float(np.max(np.abs(value - initial[key]))))
         for group in [g for g in worst if g.startswith("opt")]:  # Adam moments: relative
             worst[group] /= scale[group]
         return {"single": logs_single, "mirrored": logs_mirrored, "worst": worst,
-                "networks_worst": networks, "moved": moved}
+                "moved": moved}
 
     print("RESULT " + json.dumps(run_case()))
 """)
@@ -135,8 +134,8 @@ def test_two_replicas_equal_one_device_with_the_same_global_batch(mirrored_resul
         assert abs(res["mirrored"][name] - value) <= 1e-5 * max(1.0, abs(value)), (
             name, value, res["mirrored"][name])
     assert res["moved"] > 1e-3, res  # the step did something
-    # SGD moves the weights by up to ~1.5 here; the two runs agree to float32 rounding
-    assert res["networks_worst"] <= 2e-4 * res["moved"], res
+    # SGD moves the weights by up to ~1.5 here; G, D and the EMA agree to float32
+    # rounding, the optimizer state relative to its largest entry
     for group, err in res["worst"].items():
         bound = 1e-4 if group.startswith("opt") else 2e-4 * res["moved"]
         assert err <= bound, (group, err, res["worst"])

@@ -16,7 +16,7 @@ from oasis_tf.training.init_from import class_dependent_layers
 
 # The fine-tuning runs step eagerly: what is checked is which tensors they start from
 # (tests/conftest.py's `eager_steps` and `no_grappler` say why).
-pytestmark = pytest.mark.usefixtures("no_grappler", "eager_steps")
+pytestmark = pytest.mark.usefixtures("eager_steps")
 
 # The `small` reference fixture: 13 classes, 64x64, G width 8, z_dim 64, D base 16.
 SMALL = ["model.num_classes=13", "model.image_size=[64,64]", "model.g_channels=8",

@@ -30,7 +30,7 @@ from test_training_run import (TINY, _checkpoint_steps, _in_memory_dataset_fn,
 
 # the in-process runs: Grappler off, eager steps (tests/conftest.py's `no_grappler` and
 # `eager_steps` say why); the tools in subprocesses keep both
-pytestmark = pytest.mark.usefixtures("no_grappler", "eager_steps")
+pytestmark = pytest.mark.usefixtures("eager_steps")
 
 REPO = Path(__file__).resolve().parents[1]
 UMASK = 0o027  # files 0640, folders 0750: neither the mkstemp 0600 nor a fixed 0644

@@ -31,7 +31,7 @@ def _tiny_config(*extra):
 
 # in-process runs: Grappler off, eager steps (tests/conftest.py's `no_grappler` and
 # `eager_steps` say why)
-pytestmark = pytest.mark.usefixtures("no_grappler", "eager_steps")
+pytestmark = pytest.mark.usefixtures("eager_steps")
 
 
 def _in_memory_dataset_fn(nan_batch=None, examples=16, batch=2, num_classes=12, size=64):

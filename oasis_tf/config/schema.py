@@ -244,6 +244,7 @@ class TrainConfig(Section):
             sample_every=self.sample_every,
             checkpoint_every=self.checkpoint_every,
             keep_checkpoints=self.keep_checkpoints,
+            init_gain=self.init_gain,
         )
         check_non_negative(
             s,
@@ -256,7 +257,6 @@ class TrainConfig(Section):
             lr_warmup_steps=self.lr_warmup_steps,
             lambda_vgg=self.lambda_vgg,
         )
-        check_positive(s, init_gain=self.init_gain)
         if self.vgg_loss and not self.vgg_weights:
             from oasis_tf.vgg_loss import vgg19_missing_weights_message
 

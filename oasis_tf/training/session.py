@@ -121,7 +121,7 @@ def prepare_synthetic_data(config, dry_run, logger, stack):
         return config
     from oasis_tf.data import synthetic
 
-    if os.path.exists(os.path.join(d.root, synthetic.MARKER_FILE)):
+    if synthetic.stored_options(d.root) is not None:  # read as it is (load_dataset)
         return config
     if dry_run:
         import tempfile
