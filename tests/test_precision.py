@@ -8,13 +8,16 @@ import pytest
 import tensorflow as tf
 
 import oasis_tf
-from oasis_tf.training import precision
+from oasis_tf.training import hardware, precision
 
 STEPS = 5
 NUM_CLASSES = 5
-# Measured (CPU, this tiny model, 5 steps): max |loss - float32 loss| / max(|float32 loss|, 0.1)
-# is 4.6e-3 for mixed_bfloat16 and 3.5e-2 for mixed_float16 (the LabelMix term, ~0.02).
-TOLERANCE = {"mixed_float16": 0.05, "mixed_bfloat16": 0.1}
+# max |loss - float32 loss| / max(|float32 loss|, 0.1) over 5 steps of this tiny model.
+# bfloat16 on a CPU without native bfloat16 (AVX2 only: TensorFlow's emulated kernels)
+# moves the LabelMix term (a difference of D's outputs) most; docs/testing.md has the
+# measured values per CPU.
+TOLERANCE = {"mixed_float16": 0.05,
+             "mixed_bfloat16": 0.1 if hardware.native_bfloat16_flags() else 0.25}
 
 
 def _batches():
