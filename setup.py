@@ -17,11 +17,15 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     packages=find_packages(exclude=["tests", "tests.*", "tools", "tools.*"]),
-    # The presets stay in the top-level configs/ folder; oasis_tf.config finds them
-    # there in a checkout / editable install, and here after a regular install.
-    data_files=[
-        ("share/oasis_tf/configs", sorted(str(p.relative_to(HERE)) for p in (HERE / "configs").glob("*.yaml"))),
-    ],
+    # The presets (oasis_tf/configs/*.yaml) travel with the package: the commands of a
+    # regular install find them where the checkout is not.
+    package_data={"oasis_tf": ["configs/*.yaml"]},
+    # `pip install oasis_tf` gives the commands; tools/*.py of a checkout call the same.
+    entry_points={"console_scripts": [
+        f"oasis-{name}=oasis_tf.cli.{module}:run" for name, module in (
+            ("train", "train"), ("generate", "generate"), ("evaluate", "evaluate"),
+            ("export", "export"), ("convert", "convert"), ("tflite", "tflite"),
+            ("studio", "studio"), ("demo", "demo"), ("serving-client", "serving_client"))]},
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.16,<2.22",

@@ -1,4 +1,4 @@
-"""Generation from label maps: the library behind ``tools/generate.py``.
+"""Generation from label maps: the library behind ``oasis-generate``.
 
 Every image here comes from ``oasis_tf.inference.generate`` (the function the
 SavedModel signatures run too), with noise built by ``inference.seeded_noise``,

@@ -10,8 +10,7 @@
 * ``read_label_png`` / ``read_label_image`` / ``list_label_pngs`` /
   ``encode_label_png``: label PNG files.
 
-Only numpy and Pillow are imported here (``tools/serving_client.py`` runs without
-TensorFlow).
+This module imports only numpy and Pillow.
 """
 
 import io

@@ -10,7 +10,7 @@
   ``config.yaml`` describes;
 * a checkpoint folder inside a run (``.../checkpoints/ckpt-N`` or ``best``);
 * an ``export_saved_model`` version folder (``saved_model.pb``);
-* a ``.keras`` generator (e.g. from ``tools/convert_checkpoint.py``);
+* a ``.keras`` generator (e.g. from ``oasis-convert``);
 * an official PyTorch state dict ``.pth`` / ``.pt`` / ``.npz`` (``image_size``
   required; ``z_dim`` / ``num_classes`` as in ``load_official_generator``).
 

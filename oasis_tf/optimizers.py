@@ -264,7 +264,7 @@ class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
     networks, whose xavier(0.02) weights are ~1e-3, that is a large relative
     change the spectral norm's single power iteration does not follow, and at
     the official rates the discriminator can blow up and collapse in the first
-    steps (see configs/synthetic.yaml). A ramp keeps the first steps small.
+    steps (see oasis_tf/configs/synthetic.yaml). A ramp keeps the first steps small.
 
     Args:
         learning_rate: float. The rate after the warm-up.

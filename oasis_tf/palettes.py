@@ -2,7 +2,7 @@
 
 ``dataset_classes(dataset, num_classes)`` gives ``(class_names, palette)`` for a
 dataset name (a preset's ``data.dataset``, a generator's ``dataset``); every
-front end (sample grids, ``tools/generate.py``, the export's
+front end (sample grids, ``oasis-generate``, the export's
 ``assets/oasis_export.json``, the studio) takes its names and colours from here.
 
 * ``ade20k``: 151 = don't-care 0 + the 150 classes of the SceneParsing benchmark

@@ -57,6 +57,27 @@ def eager_steps(no_grappler):
     tf.config.run_functions_eagerly(previous)
 
 
+@pytest.fixture
+def run_cli(capsys):
+    """``run_cli("generate", *args)``: an ``oasis-*`` command in this process (its
+    ``run(argv)``, as the console script calls it), returning a
+    ``subprocess.CompletedProcess`` with the exit status and what it printed. Saves the
+    ~4 s of importing TensorFlow that a subprocess pays; tests whose point is a separate
+    process (killed runs, several workers, the installed wheel) start one instead."""
+    import importlib
+    import subprocess
+
+    def run(module, *args):
+        command = importlib.import_module(f"oasis_tf.cli.{module}")
+        argv = [f"oasis-{module}", *map(str, args)]
+        capsys.readouterr()
+        status = command.run(argv)
+        printed = capsys.readouterr()
+        return subprocess.CompletedProcess(argv, status, printed.out, printed.err)
+
+    return run
+
+
 @pytest.fixture(scope="session")
 def reference_dir():
     """The reference fixture folder (official PyTorch outputs); skips when absent."""

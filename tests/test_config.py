@@ -59,7 +59,7 @@ def test_synthetic_preset_is_tiny():
     assert (cfg.model.g_channels, cfg.model.d_channels, cfg.model.spade_hidden) == (16, 32, 32)
     assert cfg.train.batch_size == 4
     # the official rates; with the official init gain 0.02 the tiny networks blow
-    # up in the first steps (see the comments in configs/synthetic.yaml)
+    # up in the first steps (see the comments in oasis_tf/configs/synthetic.yaml)
     assert cfg.train.lr_g == pytest.approx(1e-4)
     assert cfg.train.lr_d == pytest.approx(4e-4)
     assert cfg.train.lr_warmup_steps == 0

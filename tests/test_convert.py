@@ -3,8 +3,6 @@ checked against an independent PyTorch forward (tests/torch_reference.py),
 plus the error paths and the command-line tool."""
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,8 +12,6 @@ from oasis_tf.convert import CheckpointMismatchError
 
 torch = pytest.importorskip("torch", reason="the PyTorch reference forward needs torch")
 import torch_reference as ref  # noqa: E402
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _random_label(num_classes, size, seed):
@@ -127,16 +123,11 @@ def test_class_and_noise_split_is_validated():
         oasis_tf.convert.load_official_discriminator(sd)
 
 
-def _run_tool(*args):
-    return subprocess.run([sys.executable, os.path.join(REPO, "tools", "convert_checkpoint.py"),
-                           *args], capture_output=True, text=True, timeout=300)
-
-
-def test_tool_converts_and_the_output_reloads(tmp_path, reference_dir):
+def test_tool_converts_and_the_output_reloads(tmp_path, reference_dir, run_cli):
     small = reference_dir / "small"
     out = tmp_path / "g.keras"
-    result = _run_tool("--input", str(small / "G_state.pth"), "--output", str(out),
-                       "--image_size", "64,64")
+    result = run_cli("convert", "--input", str(small / "G_state.pth"), "--output", str(out),
+                     "--image_size", "64,64")
     assert result.returncode == 0, result.stderr
     assert "4,822,971 parameters" in result.stdout
     io = np.load(small / "io.npz")
@@ -146,7 +137,7 @@ def test_tool_converts_and_the_output_reloads(tmp_path, reference_dir):
     np.testing.assert_allclose(loaded(inputs).numpy(), g(inputs).numpy(), atol=1e-6)
 
     out_d = tmp_path / "d.weights.h5"
-    result = _run_tool("--input", str(small / "D_state.npz"), "--output", str(out_d))
+    result = run_cli("convert", "--input", str(small / "D_state.npz"), "--output", str(out_d))
     assert result.returncode == 0, result.stderr
     d = oasis_tf.OASISDiscriminator(num_classes=13, base_channels=16)
     d.load_weights(out_d)
@@ -155,27 +146,27 @@ def test_tool_converts_and_the_output_reloads(tmp_path, reference_dir):
     np.testing.assert_allclose(d(image).numpy(), expected(image).numpy(), atol=1e-6)
 
 
-def test_tool_writes_nothing_on_a_bad_checkpoint(tmp_path):
+def test_tool_writes_nothing_on_a_bad_checkpoint(tmp_path, run_cli):
     sd = ref.random_state_dict(ref.discriminator_shapes(13, 16), seed=8)
     sd["layer_up_last.weight"] = np.zeros((14, 3, 1, 1), np.float32)
     src = tmp_path / "bad_D.npz"
     oasis_tf.convert.write_state_dict_npz(sd, src)
     out = tmp_path / "d.keras"
-    result = _run_tool("--input", str(src), "--output", str(out))
+    result = run_cli("convert", "--input", str(src), "--output", str(out))
     assert result.returncode == 1
     assert "layer_up_last.weight: expected [14, 8, 1, 1], got [14, 3, 1, 1]" in result.stderr
     assert not out.exists() and os.listdir(tmp_path) == ["bad_D.npz"]
 
 
-def test_tool_num_classes_must_agree_with_the_weights(tmp_path):
+def test_tool_num_classes_must_agree_with_the_weights(tmp_path, run_cli):
     """--num_classes that contradicts a discriminator's weights is refused; for a
     generator (whose first layer takes z_dim + num_classes channels) the split used
     is printed, and one that leaves no noise channels is refused."""
     d_src = tmp_path / "D.npz"
     oasis_tf.convert.write_state_dict_npz(
         ref.random_state_dict(ref.discriminator_shapes(13, 16), seed=9), d_src)
-    result = _run_tool("--input", str(d_src), "--output", str(tmp_path / "d.keras"),
-                       "--num_classes", "20")
+    result = run_cli("convert", "--input", str(d_src), "--output", str(tmp_path / "d.keras"),
+                     "--num_classes", "20")
     assert result.returncode == 1
     assert "--num_classes 20 contradicts the weights" in result.stderr
     assert "num_classes=13" in result.stderr and not (tmp_path / "d.keras").exists()
@@ -183,10 +174,10 @@ def test_tool_num_classes_must_agree_with_the_weights(tmp_path):
     g_src = tmp_path / "G.npz"
     oasis_tf.convert.write_state_dict_npz(
         ref.random_state_dict(ref.generator_shapes(13, 2, 64), seed=10), g_src)
-    result = _run_tool("--input", str(g_src), "--output", str(tmp_path / "g.keras"),
-                       "--image_size", "64,64", "--num_classes", "13")
+    result = run_cli("convert", "--input", str(g_src), "--output", str(tmp_path / "g.keras"),
+                     "--image_size", "64,64", "--num_classes", "13")
     assert result.returncode == 0, result.stderr
     assert "split used: num_classes=13, z_dim=64 (from --num_classes)" in result.stdout
-    result = _run_tool("--input", str(g_src), "--output", str(tmp_path / "g2.keras"),
-                       "--image_size", "64,64", "--num_classes", "77")
+    result = run_cli("convert", "--input", str(g_src), "--output", str(tmp_path / "g2.keras"),
+                     "--image_size", "64,64", "--num_classes", "77")
     assert result.returncode == 1 and "cannot be split" in result.stderr

@@ -1,6 +1,6 @@
-"""The demo (`tools/demo.py`) end to end with a tiny budget: data, training, figures."""
+"""The demo (`oasis_tf.demo.run_demo`, the library of `oasis-demo`) end to end with a tiny
+budget: data, training, figures."""
 
-import importlib.util
 import json
 import math
 import os
@@ -9,29 +9,21 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _demo_module():
-    spec = importlib.util.spec_from_file_location("oasis_demo", REPO / "tools" / "demo.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from oasis_tf import demo
+from oasis_tf.training.plots import plot_losses
 
 
 def test_plot_losses_draws_curves(tmp_path):
-    demo = _demo_module()
     records = [{"step": s, "loss_g": 3 - s / 50, "loss_d": 5 - s / 40, "loss_d_fake": 2.0,
                 "loss_d_real": 2 + math.sin(s / 10), "loss_d_labelmix": 0.1}
                for s in range(10, 110, 10)]
-    path = demo.plot_losses(records, tmp_path / "curves.png", reference=(2.565, "ln(13)"))
+    path = plot_losses(records, tmp_path / "curves.png", reference=(2.565, "ln(13)"))
     img = np.asarray(Image.open(path))
     assert img.shape[0] > 100 and img.shape[1] > 400
     assert len(np.unique(img.reshape(-1, 3), axis=0)) > 5  # more than a blank canvas
 
 
 def test_run_demo_tiny(tmp_path):
-    demo = _demo_module()
     overrides = ["model.image_size=[64,64]", "data.load_size=64", "data.crop_size=64",
                  "model.g_channels=4", "model.d_channels=4", "model.z_dim=4",
                  "model.num_res_blocks=2", "train.batch_size=2", "train.log_every=1",

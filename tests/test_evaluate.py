@@ -7,8 +7,6 @@ extractor interface of ``oasis_tf.metrics.fid``.
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -234,7 +232,7 @@ def _write_folder_dataset(root, n=4, size=64, num_classes=13):
             Image.fromarray(label, "L").save(root / split / "labels" / f"{i:03d}.png")
 
 
-def test_tool_end_to_end_on_reference_generator(tmp_path):
+def test_tool_end_to_end_on_reference_generator(tmp_path, run_cli, monkeypatch):
     ref = find_reference_dir()
     if ref is None or not (ref / "small" / "G_state.npz").exists():
         pytest.skip("reference fixture small/G_state.npz not found")
@@ -242,12 +240,12 @@ def test_tool_end_to_end_on_reference_generator(tmp_path):
     _write_folder_dataset(data)
     (tmp_path / "standin_mod.py").write_text(STANDIN_SOURCE)
     out = tmp_path / "report.json"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO)]), TF_CPP_MIN_LOG_LEVEL="2")
-    cmd = [sys.executable, str(REPO / "tools" / "evaluate.py"), "--model", str(ref / "small" / "G_state.npz"),
-           "--image_size", "64,64", "--num_classes", "13", "--dataset", "folder", "--data_root", str(data),
-           "--split", "val", "--extractor", "py:standin_mod:StandInExtractor", "--segmenter", "none",
-           "--num_diversity_samples", "2", "--batch_size", "3", "--output", str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
+    monkeypatch.syspath_prepend(str(tmp_path))  # the extractor's module
+    proc = run_cli("evaluate", "--model", ref / "small" / "G_state.npz", "--image_size", "64,64",
+                   "--num_classes", "13", "--dataset", "folder", "--data_root", data,
+                   "--split", "val", "--extractor", "py:standin_mod:StandInExtractor",
+                   "--segmenter", "none", "--num_diversity_samples", "2", "--batch_size", "3",
+                   "--output", out)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())
     assert report["num_images"] == 4 and report["num_classes"] == 13 and report["image_size"] == [64, 64]

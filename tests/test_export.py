@@ -19,9 +19,8 @@ import oasis_tf
 from oasis_tf import inference
 from oasis_tf.export import METADATA_FILE, export_saved_model, read_export_metadata
 from oasis_tf.layers.spectral_norm import spectral_norm_warmup
-from reference import find_reference_dir, stand_in_generator
+from reference import assert_images_match, find_reference_dir, stand_in_generator
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 # ------------------------------------------------------------------ fixtures
@@ -96,14 +95,6 @@ def _call(path, loaded, session, signature, **inputs):
         out = loaded.signatures[signature](**{k: tf.constant(v) for k, v in inputs.items()})
         return {k: v.numpy() for k, v in out.items()}
     return session(signature, **inputs)
-
-
-def assert_images_match(got, want):
-    """uint8 equal, or at most one level apart on a few pixels (float round-off)."""
-    assert got.dtype == np.uint8 and got.shape == want.shape, (got.dtype, got.shape, want.shape)
-    diff = np.abs(got.astype(np.int32) - want.astype(np.int32))
-    assert diff.max() <= 1, f"max difference {diff.max()} levels"
-    assert (diff > 0).mean() <= 0.005, f"{(diff > 0).sum()} of {diff.size} values differ"
 
 
 def _seeds(n, start=7):
@@ -374,16 +365,12 @@ def test_bad_requests_are_invalid_argument(models, loaded, session, path, case):
 
 
 # --------------------------------------------------------------------- tool
-def test_export_tool(tmp_path):
+def test_export_tool(tmp_path, run_cli):
     g = oasis_tf.OASISGenerator(num_classes=5, image_size=(64, 64), base_channels=2, z_dim=3,
                                 spade_hidden=8)
     oasis_tf.convert.save_network(g, str(tmp_path / "g.keras"))
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-    result = subprocess.run(
-        [sys.executable, os.path.join(REPO, "tools", "export.py"),
-         "--generator", str(tmp_path / "g.keras"), "--export_dir", str(tmp_path / "exp"),
-         "--model_name", "tiny", "--version", "2"],
-        env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    result = run_cli("export", "--generator", tmp_path / "g.keras", "--export_dir",
+                     tmp_path / "exp", "--model_name", "tiny", "--version", "2")
     assert result.returncode == 0, result.stderr[-3000:]
     version_dir = tmp_path / "exp" / "tiny" / "2"
     assert "docker run" in result.stdout and str(version_dir) in result.stdout

@@ -1,8 +1,8 @@
 """tools/gpu_bench.sh without a GPU: it says so and exits 0; its case list; a CPU dry
 run writes one JSON record per case. Also the --batch/--image_size/--num_classes
-options of tools/bench.py and tools/bench_official.py."""
+options of the benchmarks' named configurations (tools/bench_official.py's own:
+tests/test_bench_official.py)."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from oasis_tf.cli import standalone
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "tools" / "gpu_bench.sh"
@@ -21,13 +23,6 @@ def _env(**extra):
     env.pop("OFFICIAL_ROOT", None)
     env.update(extra)
     return env
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_without_a_gpu_it_says_so_and_exits_0(tmp_path):
@@ -81,47 +76,20 @@ def test_cpu_dry_run_writes_one_record_per_case(tmp_path):
 
 
 def test_bench_options_change_the_named_configuration():
-    bench = _load("bench")
-    assert bench.CONFIGS["ade20k_gpu"]["batch"] == 8
-    assert bench.CONFIGS["ade20k_gpu"]["image_size"] == 256
-    assert bench.CONFIGS["cityscapes_gpu"]["batch"] == 5
-    assert tuple(bench.CONFIGS["cityscapes_gpu"]["image_size"]) == (256, 512)
-    c = bench.resolve_config("cityscapes_gpu", batch=2, image_size="64x128", num_classes=7)
+    """The named configurations of tools/bench.py and tools/bench_official.py."""
+    assert standalone.CONFIGS["ade20k_gpu"]["batch"] == 8
+    assert standalone.CONFIGS["ade20k_gpu"]["image_size"] == 256
+    assert standalone.CONFIGS["cityscapes_gpu"]["batch"] == 5
+    assert tuple(standalone.CONFIGS["cityscapes_gpu"]["image_size"]) == (256, 512)
+    c = standalone.resolve_config("cityscapes_gpu", batch=2, image_size="64x128", num_classes=7)
     assert (c["batch"], c["image_size"], c["num_classes"]) == (2, (64, 128), 7)
-    assert c["g_channels"] == bench.CONFIGS["cityscapes_gpu"]["g_channels"]
-    assert bench.resolve_config("small") == bench.CONFIGS["small"]
-    assert bench.parse_image_size("96") == 96
+    assert c["g_channels"] == standalone.CONFIGS["cityscapes_gpu"]["g_channels"]
+    assert standalone.resolve_config("small") == standalone.CONFIGS["small"]
+    assert standalone.parse_image_size("96") == 96
     for bad in ("", "x", "64x", "0", "1x2x3"):
         with pytest.raises(ValueError, match="image_size"):
-            bench.parse_image_size(bad)
+            standalone.parse_image_size(bad)
     with pytest.raises(ValueError, match="batch"):
-        bench.resolve_config("small", batch=0)
+        standalone.resolve_config("small", batch=0)
     with pytest.raises(ValueError, match="config"):
-        bench.resolve_config("nope")
-
-
-def test_bench_official_options_and_the_official_opt(tmp_path):
-    official = _load("bench_official")
-    root = tmp_path / "OASIS"
-    for name in official.NEEDED_FILES:
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text("")
-    args = official.parse_args(["--official_root", str(root), "--config", "cityscapes_gpu",
-                                "--batch", "2", "--image_size", "64x128", "--num_classes",
-                                "7", "--device", "cuda"])
-    assert (args.batch, args.image_size, args.num_classes, args.device) == (
-        2, (64, 128), 7, "cuda")
-    c = official.resolve_config("cityscapes_gpu", args.batch, args.image_size,
-                                args.num_classes)
-    opt = official.make_opt(c, gpu_ids="0")
-    # the official generator: width from crop_size, height from the aspect ratio
-    assert (opt.crop_size, opt.aspect_ratio, opt.batch_size) == (128, 2.0, 2)
-    assert (opt.semantic_nc, opt.label_nc, opt.gpu_ids) == (7, 6, "0")
-    assert (opt.lr_g, opt.lambda_labelmix, opt.EMA_decay) == (4e-4, 5.0, 0.999)  # Cityscapes
-    ade = official.make_opt("ade20k_gpu")
-    assert (ade.batch_size, ade.crop_size, ade.aspect_ratio, ade.semantic_nc) == (
-        8, 256, 1.0, 151)
-    assert (ade.lr_g, ade.lambda_labelmix, ade.EMA_decay, ade.gpu_ids) == (
-        1e-4, 10.0, 0.9999, "-1")
-    with pytest.raises(SystemExit):
-        official.parse_args(["--official_root", str(root), "--image_size", "64x"])
+        standalone.resolve_config("nope")

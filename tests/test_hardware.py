@@ -1,15 +1,12 @@
 """oasis_tf.training.hardware: the CPU's native bfloat16 flags and the precision the
-demo chooses from them (tools/demo.py --precision auto)."""
-
-import importlib.util
-from pathlib import Path
+demo chooses from them (oasis-demo --precision auto)."""
 
 import pytest
 
+from oasis_tf import demo
 from oasis_tf.config import load_config
 from oasis_tf.training import hardware
 
-REPO = Path(__file__).resolve().parents[1]
 FLAGS_AMX = "fpu vme sse2 avx2 avx512f avx512_bf16 amx_bf16 amx_tile amx_int8"
 FLAGS_AVX2 = "fpu vme sse2 avx2 fma"
 
@@ -41,9 +38,6 @@ def test_choose_cpu_precision(tmp_path):
 
 
 def test_demo_precision_choice_respects_the_override_and_the_flag(monkeypatch, tmp_path):
-    spec = importlib.util.spec_from_file_location("oasis_demo_p", REPO / "tools" / "demo.py")
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
     cfg = load_config("synthetic", overrides=["train.mixed_precision=float32"])
     assert demo.choose_precision("auto", cfg, ["train.mixed_precision=float32"])[0] == "float32"
     assert demo.choose_precision("mixed_bfloat16", cfg) == (

@@ -1,4 +1,4 @@
-"""tools/serving_client.py against a stub of TF Serving's REST API on 127.0.0.1.
+"""`oasis-serving-client` (in this process) against a stub of TF Serving's REST API on 127.0.0.1.
 
 The stub (an ``http.server`` thread on a free loopback port) checks the request
 JSON the way TF Serving's ``:predict`` parser does (signature name, row
@@ -12,10 +12,7 @@ Also checks the ``generate_png`` signature's ``image_png_bytes`` output.
 import base64
 import http.server
 import json
-import os
 import re
-import subprocess
-import sys
 import threading
 
 import numpy as np
@@ -26,7 +23,6 @@ from PIL import Image
 import oasis_tf
 from oasis_tf.export import export_saved_model
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = "tiny"
 
 
@@ -168,13 +164,13 @@ class StubServing:
         return 200, {"outputs": out if len(out) > 1 else next(iter(out.values()))}
 
 
-def _client(port, *args):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",
-               NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
-    return subprocess.run(
-        [sys.executable, os.path.join(REPO, "tools", "serving_client.py"), "--host",
-         "127.0.0.1", "--port", str(port), "--model_name", MODEL, *args],
-        env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+@pytest.fixture
+def client(run_cli, monkeypatch):
+    """``client(port, *args)``: ``oasis-serving-client`` against 127.0.0.1 (no proxy)."""
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    return lambda port, *args: run_cli("serving_client", "--host", "127.0.0.1", "--port",
+                                       port, "--model_name", MODEL, *args)
 
 
 def _want(served, name, seed):
@@ -205,10 +201,10 @@ def test_generate_png_has_bytes_output(served):
                                            ("serving_default", "column"),
                                            ("generate_png", "row"),
                                            ("generate_png", "column")])
-def test_rest_client(served, tmp_path, signature, fmt):
+def test_rest_client(served, tmp_path, signature, fmt, client):
     out = tmp_path / "out"
     with StubServing(served["loaded"]) as stub:
-        r = _client(stub.port, "--labels", str(served["labels"]), "--seeds", "3,4",
+        r = client(stub.port, "--labels", str(served["labels"]), "--seeds", "3,4",
                     "--signature", signature, "--format", fmt, "--batch_size", "3",
                     "--output_dir", str(out))
         requests = list(stub.requests)
@@ -231,19 +227,19 @@ def test_rest_client(served, tmp_path, signature, fmt):
             np.testing.assert_array_equal(got, _want(served, name, seed))
 
 
-def test_rest_errors_are_reported(served, tmp_path):
+def test_rest_errors_are_reported(served, tmp_path, client):
     with StubServing(served["loaded"]) as stub:
-        r = _client(stub.port, "--labels", str(served["labels"]), "--model_name", "nope",
+        r = client(stub.port, "--labels", str(served["labels"]), "--model_name", "nope",
                     "--output_dir", str(tmp_path / "o"))
     assert r.returncode != 0 and "HTTP 404" in r.stderr
 
 
-def test_grpc_without_package_says_what_to_install(served, tmp_path):
+def test_grpc_without_package_says_what_to_install(served, tmp_path, client):
     try:
         import tensorflow_serving  # noqa: F401
         pytest.skip("tensorflow-serving-api is installed")
     except ImportError:
         pass
-    r = _client(1, "--protocol", "grpc", "--labels", str(served["labels"]),
+    r = client(1, "--protocol", "grpc", "--labels", str(served["labels"]),
                 "--output_dir", str(tmp_path / "o"))
     assert r.returncode != 0 and "tensorflow-serving-api" in r.stderr

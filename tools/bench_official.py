@@ -71,6 +71,7 @@ statistics refresh (50 no-grad netEMA passes every ``freq_print``=1000 iteration
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -79,15 +80,25 @@ import sys
 import time
 import types
 
-CONFIGS = {
-    # Same as tools/bench.py (the official discriminator has a fixed width: base 128).
-    "small": dict(num_classes=151, image_size=64, g_channels=16, batch=4),
-    "ade20k": dict(num_classes=151, image_size=256, g_channels=64, batch=1),
-    "ade20k_gpu": dict(num_classes=151, image_size=256, g_channels=64, batch=8),
-    "cityscapes_gpu": dict(num_classes=35, image_size=(256, 512), g_channels=64, batch=5,
-                           dataset="cityscapes"),
-}
 
+def _load_standalone():
+    """``oasis_tf/cli/standalone.py`` of this checkout, loaded by its path: the benchmark
+    configurations and the size parsing that tools/bench.py uses too. Importing the
+    package would import TensorFlow, which this benchmark neither needs nor expects."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "oasis_tf",
+                        "cli", "standalone.py")
+    spec = importlib.util.spec_from_file_location("oasis_tf_cli_standalone", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_SHARED = _load_standalone()
+parse_image_size = _SHARED.parse_image_size
+resolve_config = _SHARED.resolve_config
+# tools/bench.py's configurations that the official code can build: its discriminator
+# has a fixed width (base 128).
+CONFIGS = {name: c for name, c in _SHARED.CONFIGS.items() if c["d_channels"] == 128}
 CLONE_HINT = "git clone https://github.com/boschresearch/OASIS"
 NEEDED_FILES = ("models/generator.py", "models/discriminator.py", "models/norms.py",
                 "models/losses.py", "models/models.py")
@@ -137,37 +148,6 @@ def official_commit(root):
     return None
 
 
-def parse_image_size(text):
-    """``"256"`` -> 256, ``"256x512"`` -> (256, 512) (height x width)."""
-    parts = str(text).lower().replace(",", "x").split("x")
-    try:
-        sizes = [int(p) for p in parts]
-    except ValueError:
-        sizes = []
-    if len(sizes) not in (1, 2) or min(sizes) < 1:
-        raise ValueError(f"--image_size must be N or HxW (e.g. 256 or 256x512); "
-                         f"received {text!r}")
-    return sizes[0] if len(sizes) == 1 else tuple(sizes)
-
-
-def resolve_config(name, batch=None, image_size=None, num_classes=None):
-    """The named configuration with ``batch``, ``image_size`` (int, (H, W) or text) and
-    ``num_classes`` replaced where given."""
-    c = dict(CONFIGS[name])
-    if batch is not None:
-        c["batch"] = int(batch)
-    if num_classes is not None:
-        c["num_classes"] = int(num_classes)
-    if image_size is not None:
-        c["image_size"] = (parse_image_size(image_size) if isinstance(image_size, str)
-                           else image_size)
-    return c
-
-
-def _height_width(size):
-    return (size, size) if isinstance(size, int) else tuple(size)
-
-
 def make_opt(config, gpu_ids="-1"):
     """The `opt` fields the official models/*.py read, with config.py's training
     defaults (label layout of ADE20K and Cityscapes: label_nc + the "don't care"
@@ -179,7 +159,7 @@ def make_opt(config, gpu_ids="-1"):
         gpu_ids: the official ``--gpu_ids`` ("-1": CPU, "0": the first GPU).
     """
     c = CONFIGS[config] if isinstance(config, str) else config
-    height, width = _height_width(c["image_size"])
+    height, width = _SHARED.height_width(c["image_size"])
     dataset = c.get("dataset", "ade20k")
     cityscapes = dataset == "cityscapes"  # config.py set_dataset_default_lm
     return argparse.Namespace(
@@ -266,12 +246,6 @@ def update_ema_weights(model, opt):
             module.netEMA.state_dict()[key].data.copy_(ema_value * decay + g_value * (1 - decay))
 
 
-def _peak_memory_mb():
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
-
-
 def resolve_device(device):
     """"auto" -> "cuda" where torch sees a GPU, else "cpu"; "cuda" without one raises."""
     import torch
@@ -315,7 +289,7 @@ def run_case(name, root, iters, warmup, gen_iters, threads, config=None, device=
     # NCHW in [-1, 1], label map (B, 1, H, W) float as the official data sets give it.
     rng = np.random.default_rng(0)
     b, s = c["batch"], c["image_size"]
-    h, w = _height_width(s)
+    h, w = _SHARED.height_width(s)
     coarse = rng.integers(0, c["num_classes"], (b, h // 8, w // 8))
     image = torch.from_numpy(np.ascontiguousarray(
         rng.uniform(-1, 1, (b, h, w, 3)).astype(np.float32).transpose(0, 3, 1, 2)))
@@ -389,7 +363,7 @@ def run_case(name, root, iters, warmup, gen_iters, threads, config=None, device=
             "warmup_sec": round(warmup_s, 1),
             "gen_images_per_sec": round(b / statistics.median(gen_times), 3) if gen_times else None,
             "peak_memory_mb": (gpu["peak_device_memory_mb"] if cuda
-                               else round(_peak_memory_mb(), 1)),
+                               else round(_SHARED.peak_rss_mb(), 1)),
             "device": "GPU" if cuda else "CPU", **gpu,
             "threads": torch.get_num_threads(), "torch": torch.__version__,
             "g_params": n_params(model.module.netG), "d_params": n_params(model.module.netD),
@@ -420,6 +394,9 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=2,
                         help="torch.set_num_threads (intra-op threads)")
     parser.add_argument("--output", default=None, help="also append the JSON lines here")
+    parser.add_argument("--print_opt", action="store_true",
+                        help="print each configuration's official `opt` as JSON and exit "
+                             "(nothing imported from the checkout, no torch)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.config = [name.strip() for name in args.config.split(",") if name.strip()]
@@ -445,6 +422,12 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.print_opt:
+        for name in args.config:
+            config = resolve_config(name, args.batch, args.image_size, args.num_classes)
+            gpu_ids = "0" if args.device == "cuda" else "-1"
+            print(json.dumps({"config": name, **vars(make_opt(config, gpu_ids=gpu_ids))}))
+        return
     if args.child:
         config = resolve_config(args.config[0], args.batch, args.image_size,
                                 args.num_classes)

@@ -1,4 +1,4 @@
-"""Frozen hyper-parameter objects for oasis_tf, loaded from `configs/*.yaml`.
+"""Frozen hyper-parameter objects for oasis_tf, loaded from the YAML presets.
 
 A configuration is three immutable dataclasses, grouped in `OASISConfig`:
 
@@ -7,8 +7,8 @@ A configuration is three immutable dataclasses, grouped in `OASISConfig`:
 * `TrainConfig` — the optimisation (batch, learning rates, LabelMix, EMA,
   logging intervals, precision).
 
-Presets live as YAML files in the repository's top-level `configs/` folder
-(`ade20k`, `cityscapes`, `coco_stuff`, `synthetic`). `load_config` takes a
+Presets live as YAML files in the package, `oasis_tf/configs/` (`ade20k`,
+`cityscapes`, `coco_stuff`, `synthetic`, installed with it). `load_config` takes a
 preset name or a path to a YAML file, plus optional dotted overrides:
 
     cfg = load_config("cityscapes", overrides=["train.lr_g=2e-4",

@@ -1,16 +1,14 @@
 """Loading presets and YAML files, `section.key=value` overrides, saving.
 
-Preset names are found in `<repo>/configs/` (an editable install,
-`pip install -e .`, or running from a checkout) and, for a regular install, in
-`<sys.prefix>/share/oasis_tf/configs/` where `setup.py` installs a copy. A
-path to any YAML file always works.
+Preset names are the YAML files of the package's own `oasis_tf/configs/` folder
+(package data: a checkout, an editable or a regular install all have it). A path to
+any YAML file always works.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 from pathlib import Path
 from typing import Any, Iterable, Tuple, Union
 
@@ -20,11 +18,8 @@ from oasis_tf.config.schema import _SECTION_CLASSES, SECTIONS, OASISConfig
 
 
 def preset_dirs() -> list:
-    """Folders searched for preset names, in order."""
-    return [
-        Path(__file__).resolve().parents[2] / "configs",
-        Path(sys.prefix) / "share" / "oasis_tf" / "configs",
-    ]
+    """Folders searched for preset names, in order: the package's ``configs``."""
+    return [Path(__file__).resolve().parents[1] / "configs"]
 
 
 def list_presets() -> list:
@@ -49,8 +44,7 @@ def _resolve(name_or_path: Union[str, os.PathLike]) -> Path:
     raise ValueError(
         f"Unknown config preset {str(name_or_path)!r}. Available presets: "
         f"{', '.join(list_presets()) or '(none found)'}; searched "
-        f"{', '.join(str(d) for d in preset_dirs())}. Pass a path to a YAML file, "
-        "or install oasis_tf from a checkout (`pip install -e .`)."
+        f"{', '.join(str(d) for d in preset_dirs())}. Pass a path to a YAML file."
     )
 
 

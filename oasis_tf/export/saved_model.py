@@ -35,7 +35,7 @@ as ``{"b64": "..."}`` only when its name ends in ``_bytes``; other string output
 are written byte for byte inside a JSON string (only quotes, backslashes and
 control characters escaped). REST clients read ``image_png_bytes``; gRPC clients
 may read either. As ``image_png`` still comes in the same REST body, that body is
-not valid UTF-8: decode it as Latin-1 before parsing (``tools/serving_client.py``
+not valid UTF-8: decode it as Latin-1 before parsing (``oasis-serving-client``
 does), or use gRPC. String *inputs*
 need no such suffix: TF Serving decodes ``{"b64": "..."}`` for any DT_STRING
 input, so REST clients send ``"label_png": {"b64": "<base64 PNG>"}``.

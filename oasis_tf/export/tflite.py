@@ -78,7 +78,7 @@ def load_generator_from_export(version_dir, verify=True):
     version_dir = os.fspath(version_dir)
     meta = read_export_metadata(version_dir)
     old = (f"{version_dir} has no '{GENERATOR_VARIABLES}' collection; it was exported by "
-           f"an older oasis_tf: export it again (tools/export.py)")
+           f"an older oasis_tf: export it again (oasis-export)")
     if "generator_variables" not in meta:
         raise ValueError(old)
     loaded = tf.saved_model.load(version_dir)

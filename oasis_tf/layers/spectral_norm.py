@@ -268,7 +268,7 @@ def reinitialize_kernels(model, gain):
     change them by a large fraction, which the spectral norm's single power
     iteration does not follow; at the demo's size the discriminator blows up in the
     first ~30 steps and then sits at uniform logits for hundreds of steps (see
-    configs/synthetic.yaml). Draws from Keras' global seed (``train.seed``)."""
+    oasis_tf/configs/synthetic.yaml). Draws from Keras' global seed (``train.seed``)."""
     initializer = torch_xavier_normal(gain)
     count = 0
     for layer in model._flatten_layers(include_self=True, recursive=True):

@@ -3,7 +3,7 @@
     from oasis_tf.training import train
     result = train(config, data_root=..., runs_root="runs")
 
-``tools/train.py`` is the command line around ``train``.
+``oasis-train`` (``oasis_tf.cli.train``) is the command line around ``train``.
 """
 
 from oasis_tf.training.checkpoints import (

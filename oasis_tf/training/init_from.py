@@ -7,7 +7,7 @@ built ``OASIS`` model (fresh optimizers, step 0) from one of:
   code): ``<which>_G.pth``, ``<which>_D.pth`` and, when present,
   ``<which>_EMA.pth`` (or ``.npz`` of the same state dicts); ``<which>`` is
   ``best``, else ``latest``, else the highest iteration number;
-* a folder of ``.keras`` files (``tools/convert_checkpoint.py``'s output or
+* a folder of ``.keras`` files (``oasis-convert``'s output or
   ``convert.save_network``): one ``OASISGenerator``, one
   ``OASISDiscriminator``, optionally a second generator whose file name
   contains "ema" (the EMA);

@@ -95,7 +95,16 @@ def open_session(config, strategy, runs_root, name, resume, fixed_path, dry_run,
         if resume is not None:
             _record_data_root(run, config, logger)
     stack.callback(close)
+    logger.info("%s", package_location())
     return Session(logger, run, chief, task_id, replicas)
+
+
+def package_location():
+    """Which code runs: ``oasis_tf <version> (<folder>)`` (logged when a run starts;
+    ``--version`` of every command)."""
+    import oasis_tf
+
+    return f"oasis_tf {oasis_tf.__version__} ({os.path.dirname(oasis_tf.__file__)})"
 
 
 def _record_data_root(run, config, logger):

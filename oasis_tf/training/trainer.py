@@ -6,7 +6,7 @@
     result = train(load_config("synthetic"), data_root="data/synthetic", runs_root="runs")
     print(result.run_dir)
 
-Library code: no flags (``tools/train.py`` is the command line). Where the process
+Library code: no flags (``oasis-train`` is the command line). Where the process
 writes (run folder or a worker's log), the data root and the checkpoint to resume
 from are decided in ``oasis_tf.training.session``.
 
