@@ -350,6 +350,31 @@ def test_stop_signals_checkpoint_the_step_reached_and_the_run_ends_as_if_never_s
     assert [r["step"] for r in RunDir(job).read_metrics()] == [1, 2, 3, 4]
 
 
+def test_the_first_signal_requests_a_stop_and_the_second_acts_as_before():
+    """``handle_signals``: the first signal becomes a stop request naming it, the
+    second reaches the handler that was there before, which is back afterwards."""
+    import signal
+    import threading
+
+    from oasis_tf.training.stop import StopRequest, handle_signals
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers need the main thread")
+    seen = []
+    previous = signal.signal(signal.SIGUSR1, lambda signum, frame: seen.append(signum))
+    try:
+        stop = StopRequest()
+        with handle_signals(stop, ("SIGUSR1",)):
+            os.kill(os.getpid(), signal.SIGUSR1)
+            assert (stop.reason, seen) == ("SIGUSR1", [])
+            os.kill(os.getpid(), signal.SIGUSR1)
+            assert seen == [signal.SIGUSR1] and stop.reason == "SIGUSR1"
+        os.kill(os.getpid(), signal.SIGUSR1)
+        assert seen == [signal.SIGUSR1] * 2
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+
+
 def test_resume_finishes_a_run_with_a_damaged_manifest_and_leaves_a_finished_one(
         straight, tmp_path):
     """A run whose ``manifest.json`` is damaged is finished by ``--resume`` at its

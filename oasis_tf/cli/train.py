@@ -139,8 +139,9 @@ def main(argv):
                    strategy=strategy, fid_extractor=FLAGS.fid_extractor,
                    backup_dir=FLAGS.backup_dir, init_from=FLAGS.init_from,
                    stop_signals=STOP_SIGNALS)
-    if result.stopped:
-        print(result.run_dir if result.run_dir is not None else "")
+    if result.stopped:  # checkpointed; the log says how to continue
+        if result.run_dir is not None:
+            print(result.run_dir)
         return stopped_status(result.stopped)
     if result.failed:
         print(f"oasis-train: stopped: {result.failure}; last good checkpoint: "

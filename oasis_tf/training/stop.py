@@ -21,6 +21,7 @@ checkpoints it.
 """
 
 import contextlib
+import logging
 import signal
 import threading
 
@@ -75,7 +76,12 @@ def handle_signals(stop, signals):
     installed. The previous handlers are restored at the end."""
     signals = [signal.Signals[s] if isinstance(s, str) else signal.Signals(s)
                for s in (signals or ())]
-    if not signals or threading.current_thread() is not threading.main_thread():
+    if signals and threading.current_thread() is not threading.main_thread():
+        logging.getLogger("oasis_tf.training").warning(
+            "stop signals %s not handled: train() runs outside the main thread (use "
+            "StopRequest.request() from there)", ", ".join(s.name for s in signals))
+        signals = []
+    if not signals:
         yield stop
         return
     previous = {}
