@@ -10,8 +10,8 @@ see below) | "synthetic" (generated under `root` on first use, read as ADE20K).
 Your own data set (docs/own_data.md): `inspect_dataset(root)` finds its shape,
 pairs, mask encoding, classes and the config values it implies (`DatasetReport`);
 `resolve_config(config, root)` fills a config's "auto" values from it (train()
-does) and `label_mapping_from_config(config)` gives the `LabelMapping` the
-pipeline applies.
+does) and `dataset_options(config)` gives the `load_dataset` arguments (label
+mapping, val split) that read a run's data as its training did.
 
 Modules: `layouts` (the table of layouts: reader, class count, TFDS name,
 label mapping), `readers` (file listings), `decoding` (decoding and checking a
@@ -35,7 +35,7 @@ from oasis_tf.data.class_table import ClassTable, read_class_table
 from oasis_tf.data.discovery import find_layout
 from oasis_tf.data.dataset_report import DatasetProblemsError, DatasetReport
 from oasis_tf.data.inspection import inspect_dataset
-from oasis_tf.data.resolve import label_mapping_from_config, resolve_config
+from oasis_tf.data.resolve import dataset_options, label_mapping_from_config, resolve_config
 from oasis_tf.data.readers import (
     LAYOUTS,
     ade20k_pairs,
@@ -70,5 +70,6 @@ __all__ = [
     "DEFAULT_NUM_CLASSES", "dataset_num_classes", "decode_pair", "default_synthetic_root",
     "load_dataset", "load_resized_pair", "LAYOUT_TABLE", "DatasetLayout", "get_layout", "BadFileError",
     "LabelMapping", "ClassTable", "read_class_table", "find_layout", "DatasetProblemsError",
-    "DatasetReport", "inspect_dataset", "label_mapping_from_config", "resolve_config",
+    "DatasetReport", "inspect_dataset", "dataset_options", "label_mapping_from_config",
+    "resolve_config",
 ]

@@ -1,7 +1,7 @@
 """A run's config against its data: the "auto" values found, the data checked up front.
 
     config, report = resolve_config(load_config("folder"), "data/my_set")
-    mapping = label_mapping_from_config(config)     # what load_dataset applies
+    ds = load_dataset("folder", root, split="val", ..., **dataset_options(config))
 
 `oasis_tf.training.train` calls `resolve_config` before it builds anything, so a bad
 data set stops the run with one line per bad file (`DatasetProblemsError`) instead
@@ -13,8 +13,8 @@ from __future__ import annotations
 from oasis_tf.data.dataset_report import DatasetProblemsError
 from oasis_tf.data.label_mapping import LabelMapping
 
-__all__ = ["resolve_config", "label_mapping_from_config", "needs_inspection",
-           "DatasetProblemsError"]
+__all__ = ["resolve_config", "label_mapping_from_config", "dataset_options",
+           "needs_inspection", "DatasetProblemsError"]
 
 
 def needs_inspection(config) -> bool:
@@ -69,3 +69,13 @@ def label_mapping_from_config(config):
                              "model.palette; give it (or set it auto)")
         colors = m.palette
     return LabelMapping.from_options(m.num_classes, d.ignore_label, d.zero_is_dontcare, colors)
+
+
+def dataset_options(config) -> dict:
+    """The `load_dataset` (and ``oasis_tf.generate.dataset_label_maps``) arguments that
+    read a run's data as its training did: an own data set's ``label_mapping`` and
+    ``val_fraction``; ``{}`` for the other layouts."""
+    mapping = label_mapping_from_config(config)
+    if mapping is None:
+        return {}
+    return {"label_mapping": mapping, "val_fraction": config.data.val_fraction}

@@ -144,7 +144,7 @@ def make_dataset_fn(config, data_root=None, synthetic_options=None):
 
     d, m, t = config.data, config.model, config.train
     root = data_root if data_root is not None else d.root
-    mapping = oasis_data.label_mapping_from_config(config)  # refuses "auto" values
+    own = oasis_data.dataset_options(config)  # an own data set's mapping; refuses "auto"
 
     def fn(split="train", training=True, batch_size=None, input_context=None):
         return oasis_data.load_dataset(
@@ -153,8 +153,7 @@ def make_dataset_fn(config, data_root=None, synthetic_options=None):
             num_classes=m.num_classes, seed=t.seed, shuffle_buffer=d.shuffle_buffer,
             num_parallel_calls=d.num_parallel_calls, skip_bad_files=d.skip_bad_files,
             flip=d.flip, input_context=input_context, load_size=d.load_size,
-            synthetic_options=synthetic_options, label_mapping=mapping,
-            val_fraction=d.val_fraction if mapping is not None else None)
+            synthetic_options=synthetic_options, **own)
 
     return fn
 
