@@ -26,13 +26,12 @@ import numpy as np
 from oasis_tf.data import discovery, proposal
 from oasis_tf.data.class_table import read_class_table
 from oasis_tf.data.dataset_report import DatasetReport
-from oasis_tf.data.label_mapping import LabelMapping, color_text, pack_colors
+from oasis_tf.data.label_mapping import LabelMapping, color_text, list_values, pack_colors
 from oasis_tf.data.scan import MASK_KINDS, scan_pairs
 
 __all__ = ["inspect_dataset", "NUM_SAMPLES"]
 
 NUM_SAMPLES = 4  # photo | mask overlays in the picture
-_MAX_LISTED = 5
 
 
 def _is_auto(value):
@@ -53,13 +52,6 @@ def _config(config, overrides):
 
 def _rel(path, root):
     return os.path.relpath(path, root)
-
-
-def _listed(items, text=str):
-    items = list(items)
-    shown = ", ".join(text(i) for i in items[:_MAX_LISTED])
-    more = len(items) - _MAX_LISTED
-    return shown + (f" (and {more} more)" if more > 0 else "")
 
 
 class _Inspection:
@@ -147,11 +139,9 @@ class _Inspection:
         for scan in self.good:
             known = np.array([int(v) in id_of for v in scan.values], bool)
             if not known.all():
-                order = np.argsort(-scan.counts[~known], kind="stable")
-                bad = [(scan.values[~known][i], scan.counts[~known][i]) for i in order]
                 self.problems.append(
                     f"{_rel(scan.mask, self.root)}: colour(s) not in {name}: "
-                    f"{_listed(bad, lambda b: f'{color_text(b[0])} on {int(b[1])} pixels')}")
+                    f"{list_values(scan.values[~known], scan.counts[~known], color_text)}")
             scan.values = np.array([id_of[int(v)] for v in scan.values[known]], np.int64)
             scan.counts = scan.counts[known]
 
@@ -198,22 +188,20 @@ class _Inspection:
         name = os.path.basename(self.table.path) if self.table is not None else ""
         ignore = self.mapping.ignore_label
         for scan in self.good:
-            values = scan.values
-            beyond = values[(values >= len(lookup)) | (lookup[np.minimum(values, len(lookup) - 1)]
-                                                       < 0)]
-            if len(beyond):
-                counts = dict(zip(scan.values.tolist(), scan.counts.tolist()))
+            values, counts = scan.values, scan.counts
+            beyond = (values >= len(lookup)) | (lookup[np.minimum(values, len(lookup) - 1)] < 0)
+            if beyond.any():
                 self.problems.append(
                     f"{_rel(scan.mask, self.root)}: id(s) beyond the {self.mapping.num_classes} "
                     f"classes ({self.mapping.describe()}): "
-                    f"{_listed(beyond.tolist(), lambda v: f'{v} on {counts[v]} pixels')}")
+                    f"{list_values(values[beyond], counts[beyond])}")
             if table_ids is not None and self.encoding == "ids":
-                unknown = [v for v in values.tolist() if v not in table_ids and v != ignore]
-                if unknown:
-                    counts = dict(zip(scan.values.tolist(), scan.counts.tolist()))
+                unknown = np.array([v not in table_ids and v != ignore for v in values.tolist()],
+                                   bool)
+                if unknown.any():
                     self.problems.append(
                         f"{_rel(scan.mask, self.root)}: id(s) not in {name}: "
-                        f"{_listed(unknown, lambda v: f'{v} on {counts[v]} pixels')}")
+                        f"{list_values(values[unknown], counts[unknown])}")
 
     def _check_explicit(self, key, value, proposed, num_classes, must_equal=False):
         if value is None or _is_auto(value):
@@ -296,7 +284,7 @@ def inspect_dataset(root, config=None, overrides=(), max_side=proposal.DEFAULT_M
         overrides: ``section.key=value`` strings applied to ``config`` (e.g.
             "data.ignore_label=null").
         max_side: the longest side a proposed ``model.image_size`` may have.
-        workers: threads reading the files (default 2 per core, at most 16).
+        workers: threads reading the files (default: see `oasis_tf.data.scan.scan_pairs`).
 
     Returns:
         A `DatasetReport`: ``problems`` (one line per bad file), ``proposed`` (the

@@ -22,7 +22,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-__all__ = ["LabelMapping", "pack_colors", "color_text"]
+__all__ = ["LabelMapping", "pack_colors", "color_text", "list_values"]
 
 _MAX_LISTED = 5
 
@@ -39,7 +39,8 @@ def color_text(key) -> str:
     return f"({key >> 16}, {(key >> 8) & 255}, {key & 255})"
 
 
-def _listed(values, counts, text=str) -> str:
+def list_values(values, counts, text=str) -> str:
+    """``"7 on 120 pixels, 9 on 3 pixels"``: values by pixel count, the first five."""
     order = np.argsort(-np.asarray(counts), kind="stable")
     parts = [f"{text(values[i])} on {int(counts[i])} pixels" for i in order[:_MAX_LISTED]]
     more = len(order) - _MAX_LISTED
@@ -159,7 +160,7 @@ class LabelMapping:
             bad |= ~bad & (table[np.clip(label, 0, len(table) - 1)] < 0)
             values, counts = np.unique(label[bad], return_counts=True)
             raise ValueError(f"label file {path} has class id(s) that are no class: "
-                             f"{_listed(values, counts)} (num_classes={self.num_classes}; "
+                             f"{list_values(values, counts)} (num_classes={self.num_classes}; "
                              f"{self.describe()})")
         return table[label] if label.size else label.astype(np.int32)
 
@@ -182,5 +183,5 @@ class LabelMapping:
         if not known.all():
             counts = np.bincount(inverse.reshape(-1), minlength=len(found))
             raise ValueError(f"label file {path} has colour(s) that are no class: "
-                             f"{_listed(found[~known], counts[~known], color_text)}")
+                             f"{list_values(found[~known], counts[~known], color_text)}")
         return order[where][inverse.reshape(keys.shape)].astype(np.int32)

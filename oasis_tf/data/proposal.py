@@ -161,10 +161,24 @@ def propose_image_size(sizes: Dict[Tuple[int, int], int], num_res_blocks,
     steps = range(factor, limit + 1, factor)
     best = max(((h, w) for h in steps for w in steps),
                key=lambda s: (-abs(math.log(s[0] / s[1] / aspect)), s[0] * s[1]))
-    rule = (f"both sides divisible by {factor} = lcm(2**(num_res_blocks-1) = "
-            f"{2 ** (num_res_blocks - 1)}, 64): the generator doubles its latent map "
-            f"{num_res_blocks - 1} times, the discriminator halves it six times")
+    rule = (f"the networks' rule: both sides divisible by {factor} = "
+            f"lcm(2**(num_res_blocks-1) = {2 ** (num_res_blocks - 1)}, 64), as the generator "
+            f"doubles its latent map after each of its blocks but the last and the "
+            f"discriminator halves its input six times")
     why = (f"{best[0]}x{best[1]}: aspect {best[0] / best[1]:.2f} nearest the photos' "
            f"{aspect:.2f} (median), longer side at most {min(max_side, longer)} px (the "
            f"photos' median {longer} px, capped at {max_side}); {rule}")
+    if abs(math.log(best[0] / best[1] / aspect)) > 0.05:
+        exact = _exact_size(aspect, factor)
+        if exact is not None:
+            why += (f". {exact[0]}x{exact[1]} keeps the aspect (--override "
+                    f"model.image_size=[{exact[0]},{exact[1]}])")
     return best, why
+
+
+def _exact_size(aspect, factor, largest=1024):
+    """The smallest (H, W) within the rule whose aspect is within 2% of ``aspect``
+    (None: none up to ``largest`` px)."""
+    steps = range(factor, largest + 1, factor)
+    sizes = [(h, w) for h in steps for w in steps if abs(math.log(h / w / aspect)) < 0.02]
+    return min(sizes, key=lambda s: s[0] * s[1]) if sizes else None

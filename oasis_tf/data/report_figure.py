@@ -62,9 +62,13 @@ def plot_dataset_report(report, path, width=1400):
     palette = np.asarray(report.proposed.get("model.palette") or [[0, 0, 0]], np.uint8)
     samples = report.samples if report.label_mapping is not None else []
     dpi = 100
-    rows = 1 + (1 if samples else 0)
-    fig = Figure(figsize=(width / dpi, (4.2 + 3.2 * (rows - 1)) * 1.0), dpi=dpi)
-    grid = fig.add_gridspec(rows, max(1, len(samples)), height_ratios=[4.2] + [3.2] * (rows - 1))
+    columns = max(1, len(samples))
+    # the overlays' row: as tall as a (photo | overlay) pair of the mean aspect needs
+    aspect = np.mean([h / w for (h, w), _ in report.image_sizes.items()] or [1.0])
+    row = (width / dpi / columns) * aspect / 2 + 0.5 if samples else 0
+    fig = Figure(figsize=(width / dpi, 4.2 + row + (0.4 if samples else 0)), dpi=dpi)
+    grid = fig.add_gridspec(2 if samples else 1, columns,
+                            height_ratios=[4.2, row] if samples else [1])
     ax = fig.add_subplot(grid[0, :])
     pixels = _class_pixels(report, len(names))
     shown = np.flatnonzero(pixels)
@@ -94,7 +98,7 @@ def plot_dataset_report(report, path, width=1400):
                    for c in sorted(present) if c < len(names)]
         fig.legend(handles=handles, loc="lower center", ncol=min(8, len(handles)),
                    fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.06 if present else 0, 1, 1))
+    fig.tight_layout(rect=(0, 0.4 / fig.get_figheight() if present else 0, 1, 1))
     parent = os.path.dirname(os.fspath(path))
     if parent:
         os.makedirs(parent, exist_ok=True)

@@ -2,8 +2,11 @@
 
 The photo's size comes from its header (PIL reads only the header until ``load()``);
 the mask is decoded and its values counted (``np.bincount`` for ids, ``np.unique``
-over packed colours for RGB masks). Pairs are read in a thread pool: PIL decodes
-without the GIL.
+over packed colours for RGB masks). Large masks are read in a thread pool (PIL
+decodes without the GIL: 400 pairs of 512x1024 masks, 1.1 s -> 0.63 s with 2 threads
+on 2 cores); small ones in one thread, where PIL's header parsing (Python, under the
+GIL) dominates and threads only contend (10,000 pairs of 96x128: 4.4 s in one thread,
+7-9 s in 2-4 threads).
 
     scans = scan_pairs(pairs, root)     # one `PairScan` per pair, in order
 """
@@ -21,7 +24,10 @@ from PIL import Image
 from oasis_tf.data.decoding import BadFileError, check_png
 from oasis_tf.data.label_mapping import pack_colors
 
-__all__ = ["PairScan", "scan_pairs", "MASK_KINDS"]
+__all__ = ["PairScan", "scan_pairs", "MASK_KINDS", "THREADED_PIXELS"]
+
+# Masks of at least this many pixels are read in a thread pool (see the module docstring).
+THREADED_PIXELS = 2 ** 18
 
 # PIL mode -> what the mask stores.
 MASK_KINDS = {"L": "grey 8-bit ids", "P": "palette PNG (indices)", "I;16": "grey 16-bit ids",
@@ -89,7 +95,7 @@ def scan_pair(image, mask, root) -> PairScan:
                 raw = (im.getpalette() or []) + [0] * 768
                 scan.palette = np.array(raw[:768], np.uint8).reshape(256, 3)
     except BadFileError as e:
-        scan.problems.append(f"{_rel(mask, root)}: {str(e).replace(mask, 'this file')}")
+        scan.problems.append(f"{_rel(mask, root)}: {str(e).replace(f'label file {mask} ', '')}")
         return scan
     except Exception as e:
         scan.problems.append(f"{_rel(mask, root)}: cannot decode the mask: "
@@ -110,15 +116,26 @@ def scan_pair(image, mask, root) -> PairScan:
     return scan
 
 
+def _pixels(pairs) -> int:
+    """The first mask's pixel count (0 when there is none or it cannot be read)."""
+    try:
+        with Image.open(pairs[0][1]) as im:
+            return im.width * im.height
+    except Exception:  # noqa: BLE001 - scan_pair reports it
+        return 0
+
+
 def scan_pairs(pairs: Sequence[Tuple[str, str]], root, workers=None) -> List[PairScan]:
     """`scan_pair` over ``pairs`` in a thread pool, results in order.
 
     Args:
         pairs: (photo, mask) paths.
         root: the data set's folder (messages name files relative to it).
-        workers: threads (default: 2 per CPU core, at most 16).
+        workers: threads (default: one per CPU core, at most 8, when the first mask
+            has at least ``THREADED_PIXELS`` pixels, else 1).
     """
-    workers = workers or min(16, 2 * (os.cpu_count() or 1))
+    if workers is None:
+        workers = min(8, os.cpu_count() or 1) if _pixels(pairs) >= THREADED_PIXELS else 1
     if workers <= 1 or len(pairs) < 2:
         return [scan_pair(i, m, root) for i, m in pairs]
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
