@@ -34,6 +34,7 @@ class DatasetProblemsError(ValueError):
         super().__init__(
             f"the data set in {report.root} has {len(lines)} problem(s):\n{shown}"
             + (f"\n  (and {more} more)" if more > 0 else "")
+            + "".join(f"\nnote: {n}" for n in report.notes)
             + f"\n`python tools/inspect_data.py {report.root}` writes the whole report")
 
 

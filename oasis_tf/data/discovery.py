@@ -6,7 +6,8 @@
 
 Shapes (``root``: the folder given):
 
-* split folders: ``root/{train,val}/<photos>/`` with ``<masks>/`` (val/ optional);
+* split folders: ``root/{train,val}/<photos>/`` with ``<masks>/`` (either may be
+  missing: that split is then empty);
 * one folder: ``root/<photos>/`` with ``<masks>/``; the val split is held out by
   ``val_fraction``;
 * VOC: ``root/JPEGImages/`` with ``root/SegmentationClass/``, splits from
@@ -238,11 +239,12 @@ def find_layout(root) -> FoundLayout:
         return _voc(root, problems, notes)
     splits = {s: _photo_mask_dirs(os.path.join(root, s), root, problems) for s in SPLITS
               if os.path.isdir(os.path.join(root, s))}
-    if splits.get("train"):
-        parts = [_part(s, d, root, problems) for s, d in splits.items() if d]
-        names = ", ".join(f"{s}/" for s, d in splits.items() if d)
-        return FoundLayout(root, "split folders", f"split folders {names} "
-                           f"({_dir_names(splits['train'])})", parts, problems, notes)
+    found = {s: d for s, d in splits.items() if d}
+    if found:
+        parts = [_part(s, d, root, problems) for s, d in found.items()]
+        return FoundLayout(root, "split folders", f"split folders "
+                           f"{', '.join(s + '/' for s in found)} "
+                           f"({_dir_names(next(iter(found.values())))})", parts, problems, notes)
     dirs = _photo_mask_dirs(root, root, problems)
     if dirs:
         return FoundLayout(root, "one folder", f"one folder ({_dir_names(dirs)}; val held "

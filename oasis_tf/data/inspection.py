@@ -98,6 +98,8 @@ class _Inspection:
                     self.pairs.append(pair)
         if self.found.shape is not None and not self.pairs:
             self.problems.append(f"{self.root}: no pairs of a photo and a mask")
+        elif self.found.shape is not None and not self.splits["train"]:
+            self.problems.append(f"{self.root}: no training pairs (a val split only)")
 
     # ------------------------------------------------------------ masks
     def read_masks(self):
@@ -176,9 +178,9 @@ class _Inspection:
             "model.num_classes": num_classes, "model.dontcare_label": dontcare,
             "model.class_names": names, "model.palette": palette,
             "data.ignore_label": ignore, "data.label_encoding": self.encoding})
-        if not _is_auto(m.dontcare_label) and m.dontcare_label != dontcare:
-            self.notes.append(f"model.dontcare_label is {m.dontcare_label}; the data set "
-                              f"implies {dontcare} ({self.mapping.describe()})")
+        if dontcare and m.dontcare_label is False:
+            self.notes.append(f"model.dontcare_label is false: the don't-care class 0 "
+                              f"({self.mapping.describe()}) is trained as a class")
 
     def _check_ids(self):
         """Ids that are no class (beyond the class count) or not in the class table: one
@@ -187,9 +189,11 @@ class _Inspection:
         table_ids = set(self.table.names) if self.table is not None else None
         name = os.path.basename(self.table.path) if self.table is not None else ""
         ignore = self.mapping.ignore_label
+        with_255 = 0
         for scan in self.good:
             values, counts = scan.values, scan.counts
             beyond = (values >= len(lookup)) | (lookup[np.minimum(values, len(lookup) - 1)] < 0)
+            with_255 += int(ignore is None and 255 in values[beyond])
             if beyond.any():
                 self.problems.append(
                     f"{_rel(scan.mask, self.root)}: id(s) beyond the {self.mapping.num_classes} "
@@ -202,6 +206,10 @@ class _Inspection:
                     self.problems.append(
                         f"{_rel(scan.mask, self.root)}: id(s) not in {name}: "
                         f"{list_values(values[unknown], counts[unknown])}")
+        if with_255:
+            self.notes.append(f"{with_255} mask(s) hold 255 beyond the classes: if it marks "
+                              f"unlabelled pixels, set data.ignore_label: 255 (or auto, as "
+                              f"configs/folder.yaml does)")
 
     def _check_explicit(self, key, value, proposed, num_classes, must_equal=False):
         if value is None or _is_auto(value):
