@@ -142,9 +142,10 @@ def test_voc_palette_masks_with_255(sets):
     assert "divisible by 64" in text
 
 
-def test_rgb_masks_with_a_class_table(sets):
+def test_rgb_masks_with_a_class_table(sets, tmp_path):
     """RGB masks named x_mask.png pair with x.jpg; colours become the table's ids, its
-    "void" class is the ignore label; the classes keep the table's names and colours."""
+    "void" class is the ignore label; the classes keep the table's names and colours.
+    Without the table the colours cannot be read: one problem says so."""
     report = inspect_dataset(sets["colors"])
     assert report.problems == []
     assert report.shape == "split folders" and report.splits == {"train": 4, "val": 2}
@@ -155,6 +156,10 @@ def test_rgb_masks_with_a_class_table(sets):
     assert (p["data.ignore_label"], p["model.dontcare_label"]) == (3, True)
     assert {v["stored"]: tuple(v["color"]) for v in report.values} == {
         i: c for i, _, c in TABLE}
+    shutil.copytree(sets["colors"], tmp_path / "no_table")
+    os.remove(tmp_path / "no_table" / "classes.csv")
+    (line,) = inspect_dataset(tmp_path / "no_table").problems
+    assert "the masks are RGB colours, but there is no class table" in line
 
 
 def test_grey_ids_without_val_folder(sets):

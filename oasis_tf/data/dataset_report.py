@@ -164,8 +164,9 @@ class DatasetReport:
         out.append(f"Label mapping: {self.mapping} ({self.ignore_reason})")
         out.append(f"Image size: {self.size_reason or 'no photo read'}")
         out.append("Proposed configuration (" + (", ".join(self.auto) + " were auto"
-                                                 if self.auto else "nothing was auto") + "):")
-        for key, value in self.proposed.items():
+                                                 if self.auto else "nothing was auto") + "):"
+                   if self.num_pairs else "Proposed configuration: none (no pairs read)")
+        for key, value in self.proposed.items() if self.num_pairs else ():
             text = json.dumps(value) if not isinstance(value, list) or len(value) < 8 else (
                 json.dumps(value[:6])[:-1] + f", ... {len(value)} entries]")
             out.append(f"  {key}: {text}")

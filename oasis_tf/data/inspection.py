@@ -130,9 +130,13 @@ class _Inspection:
         problems, one line per file with its colours and pixel counts)."""
         table = self.table
         if table is None or not table.colors:
-            self.problems.append(f"{self.root}: the masks are RGB colours, but there is no class "
-                                 f"table with colours (classes.json or classes.csv: id, name, "
-                                 f"r, g, b) to say which colour is which class")
+            grey = all((s.values % 65793 == 0).all() for s in self.good)  # r == g == b
+            self.problems.append(
+                f"{self.root}: the masks are RGB colours, but there is no class table with "
+                f"colours (classes.json or classes.csv: id, name, r, g, b) to say which colour "
+                f"is which class" + ("; their three channels are equal everywhere: if they "
+                                     "are ids, save them as single-channel (grey) PNGs"
+                                     if grey else ""))
             self.good = []
             return
         self.problems += table.shared_colors()
@@ -241,7 +245,7 @@ class _Inspection:
     # ------------------------------------------------------------ report
     def report(self, seconds):
         values = []
-        colours = self.table.colors if self.encoding == "colors" else {}
+        colours = self.table.colors if self.encoding == "colors" and self.table else {}
         names = self.proposed.get("model.class_names") or []
         lookup = self.mapping.lookup()
         for stored in sorted(self.pixels):
