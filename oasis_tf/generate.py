@@ -35,17 +35,21 @@ __all__ = ["load_generator", "read_label_png", "read_label_image", "list_label_p
 
 
 def dataset_label_maps(layout, root, image_size, split="val", num_classes=None,
-                       max_images=None):
-    """(name, int32 [H, W]) pairs of a dataset split, resized as in evaluation."""
+                       max_images=None, label_mapping=None, val_fraction=None):
+    """(name, int32 [H, W]) pairs of a dataset split, resized as in evaluation.
+
+    ``label_mapping`` / ``val_fraction``: an own data set's, as its run read it
+    (``oasis_tf.data.dataset_options(config)``)."""
     from oasis_tf.data import load_dataset, readers
     from oasis_tf.data.pipeline import default_synthetic_root
 
     ds = load_dataset(layout, root, split=split, image_size=image_size, batch_size=1,
-                      training=False, num_classes=num_classes)
+                      training=False, num_classes=num_classes, label_mapping=label_mapping,
+                      val_fraction=val_fraction)
     if layout == "synthetic" and root is None:
         root = default_synthetic_root()
     names = [os.path.splitext(os.path.basename(p[1]))[0]
-             for p in readers.list_pairs(layout, root, split)]
+             for p in readers.list_pairs(layout, root, split, val_fraction=val_fraction)]
     out = []
     for name, batch in zip(names, ds):
         out.append((name, batch["label"][0].numpy().astype(np.int32)))

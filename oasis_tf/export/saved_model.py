@@ -65,7 +65,7 @@ import tensorflow as tf
 from oasis_tf import images, inference
 from oasis_tf.fileio import follow_umask
 
-__all__ = ["export_saved_model", "read_export_metadata", "default_palette",
+__all__ = ["export_saved_model", "export_metadata", "read_export_metadata", "default_palette",
            "METADATA_FILE", "SIGNATURES", "GENERATOR_VARIABLES"]
 
 METADATA_FILE = "oasis_export.json"
@@ -224,6 +224,21 @@ def _metadata(generator, discriminator, model_name, version, palette, class_name
     }
 
 
+def export_metadata(generator, discriminator=None, model_name="oasis", version=1,
+                    palette=None, class_names=None):
+    """What ``export_saved_model`` writes as ``assets/oasis_export.json``, as a dict.
+
+    Args:
+        generator, discriminator, model_name, version, palette, class_names: as for
+            ``export_saved_model`` (the colours and names default to the generator's
+            own, else its dataset's: ``oasis_tf.images.palette_for`` /
+            ``class_names_for``).
+    """
+    palette = images.palette_for(generator, palette=palette)
+    class_names = images.class_names_for(generator, class_names=class_names)
+    return _metadata(generator, discriminator, model_name, version, palette, class_names)
+
+
 def export_saved_model(generator, base_dir, model_name="oasis", version=1,
                        discriminator=None, palette=None, class_names=None,
                        overwrite=False, verbose=False):
@@ -235,10 +250,11 @@ def export_saved_model(generator, base_dir, model_name="oasis", version=1,
         model_name: folder (and TF Serving model name) under ``base_dir``.
         version: positive integer version folder.
         discriminator: optional ``OASISDiscriminator``; adds the ``segment`` signature.
-        palette: uint8 [num_classes, 3] colours for label maps (default: those of
-            the generator's ``dataset``, ``oasis_tf.palettes``).
-        class_names: ``num_classes`` names (default: the generator's dataset's, else
-            ``class_0``, ...).
+        palette: uint8 [num_classes, 3] colours for label maps (default: the
+            generator's own, an own data set's, else those of its ``dataset``,
+            ``oasis_tf.palettes``).
+        class_names: ``num_classes`` names (default: the generator's own, else its
+            dataset's, else ``class_0``, ...).
         overwrite: replace an existing version folder.
         verbose: let ExportArchive print the endpoints.
 
@@ -263,8 +279,7 @@ def export_saved_model(generator, base_dir, model_name="oasis", version=1,
     discriminator = None if discriminator is None else in_float32(discriminator)
     num_classes = int(generator.num_classes)
     size = tuple(int(s) for s in generator.image_size)
-    palette = images.palette_for(generator, palette=palette)
-    class_names = images.class_names_for(generator, class_names=class_names)
+    meta = export_metadata(generator, discriminator, model_name, version, palette, class_names)
     if discriminator is not None and int(discriminator.num_classes) != num_classes:
         raise ValueError(f"discriminator has {discriminator.num_classes} classes but the "
                          f"generator {num_classes}")
@@ -316,7 +331,6 @@ def export_saved_model(generator, base_dir, model_name="oasis", version=1,
     tmp_dir = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_dir)
     try:
         archive.write_out(tmp_dir, verbose=verbose)
-        meta = _metadata(generator, discriminator, model_name, version, palette, class_names)
         os.makedirs(os.path.join(tmp_dir, "assets"), exist_ok=True)
         with open(os.path.join(tmp_dir, "assets", METADATA_FILE), "w") as f:
             json.dump(meta, f, indent=1)

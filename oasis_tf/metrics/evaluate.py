@@ -203,7 +203,8 @@ def evaluate_generator(generator, dataset, extractor=None, segmenter=None, real_
         ignore_index: don't-care class for mIoU (None: none).
         segment_real: also segment the real images (``miou_real``).
         class_names: optional class names (the data set's class list), stored in the report and
-            used in ``classes``; ids without a name are called ``class_<id>``.
+            used in ``classes``; ids without a name are called ``class_<id>``. Default: the
+            generator's own (an own data set's, ``OASISGenerator(class_names=...)``), if any.
         progress: optional callable ``(num_images_done) -> None``.
 
     Returns:
@@ -220,6 +221,8 @@ def evaluate_generator(generator, dataset, extractor=None, segmenter=None, real_
     start = time.time()
     extractor = make_extractor(extractor) if isinstance(extractor, str) else extractor
     num_classes = int(generator.num_classes)
+    if class_names is None:
+        class_names = getattr(generator, "class_names", None)
     notes = []
     gen = generation_fn(generator)
 

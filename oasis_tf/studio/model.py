@@ -76,8 +76,9 @@ class StudioModel:
             return inference.generate(generator, label, noise=noise)
 
         return cls(from_seeds, from_noise, generator.num_classes, generator.image_size,
-                   generator.z_dim, dataset=getattr(generator, "dataset", None),
-                   source=source)
+                   generator.z_dim, class_names=images.class_names_for(generator),
+                   palette=images.palette_for(generator),
+                   dataset=getattr(generator, "dataset", None), source=source)
 
     @classmethod
     def from_export(cls, version_dir):

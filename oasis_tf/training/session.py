@@ -1,7 +1,8 @@
 """Where a training process writes, decided before its first step: the run folder
 (the chief: a new numbered one, a fixed ``backup_dir`` or the one resumed) or only a
-log (other workers), the data root the run reads, the synthetic data set on first
-use, the checkpoint to resume from and the checkpoint manager."""
+log (other workers), the data root the run reads, the values found from an own data
+set, the synthetic data set on first use, the checkpoint to resume from and the
+checkpoint manager."""
 
 import dataclasses
 import logging
@@ -50,6 +51,45 @@ def with_data_root(config, data_root, resume):
         return config
     root = os.path.abspath(os.path.expanduser(os.fspath(root)))
     return dataclasses.replace(config, data=dataclasses.replace(config.data, root=root))
+
+
+def resolve_from_data(config, resume, dataset_fn=None):
+    """``(config, report)``: an own data set (the folder layout) is inspected before
+    anything is built and the config's "auto" values are filled from it
+    (``oasis_tf.data.resolve_config``); ``report`` is the ``DatasetReport`` (None when
+    nothing was inspected).
+
+    On a resume the "auto" values come from the run's own ``config.yaml``: nothing is
+    decided again (the data is still checked against them). With a ``dataset_fn``
+    (in-memory data) a config without "auto" values is not inspected.
+
+    Raises:
+        oasis_tf.data.DatasetProblemsError: the data set has problems (one line each).
+    """
+    from oasis_tf.data import resolve
+
+    auto = config.auto_fields()
+    if auto and resume is not None and RunDir(resume).config_path.exists():
+        saved = load_config(RunDir(resume).config_path).to_dict()
+        values = config.to_dict()
+        for key in auto:
+            section, name = key.split(".")
+            values[section][name] = saved[section][name]
+        config = type(config).from_dict(values)
+    if not resolve.needs_inspection(config) or (dataset_fn is not None and not auto):
+        return config, None
+    return resolve.resolve_config(config)
+
+
+def log_data_report(report, session):
+    """Logs what the inspector found and writes its ``dataset_report.json`` into the run
+    folder (the chief's)."""
+    if report is None:
+        return
+    for line in report.summary_lines():
+        session.logger.info(line)
+    if session.run is not None:
+        report.write(session.run.path, picture=False)
 
 
 @dataclasses.dataclass
