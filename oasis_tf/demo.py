@@ -9,7 +9,7 @@ What it does, in order:
    the library's one default place, ``oasis_tf.data.default_synthetic_root()``:
    ``$OASIS_TF_DATA/synthetic`` or, without that variable, the cache
    ``~/.cache/oasis_tf/synthetic`` (kept between runs: the second demo skips this step);
-2. trains ``configs/synthetic.yaml`` for a fixed step budget (default 1500 steps,
+2. trains ``oasis_tf/configs/synthetic.yaml`` for a fixed step budget (default 1500 steps,
    10-11 minutes on 2 shared CPU cores in float32) in a new run folder
    ``runs/demo-NNNN``, printing a progress line every ``log_every`` steps; in
    ``mixed_bfloat16`` where the CPU computes bfloat16 natively (``avx512_bf16`` or

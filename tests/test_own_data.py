@@ -10,10 +10,10 @@ Three tiny data sets (48x64 photos) are written once per module, in three shapes
 * ``grey``: one folder (no val/: held out by ``data.val_fraction``), 16-bit grey
   ids 0..3 where 0 is a real class (no don't-care), names in ``classes.json``.
 
-Each trains one eager step with ``configs/folder.yaml`` (``train(config,
-data_root=...)``, tiny networks) and its generator names the classes; one is
-exported for real, the others' export metadata is made without writing the export
-(``export_metadata``: the same dict; an export takes ~3.5 s here).
+Each trains one eager step with the documented command (``oasis-train --config folder
+--data_root DIR``, in this process, tiny networks) and its generator names the classes;
+one is exported for real, the others' export metadata is made without writing the
+export (``export_metadata``: the same dict; an export takes ~3.5 s here).
 """
 
 import csv
@@ -201,7 +201,7 @@ def test_settings_override_what_the_data_implies(sets):
     assert config.model.num_classes == 6 and config.auto_fields() == []
 
 
-def test_broken_copy_names_every_bad_file(sets, tmp_path):
+def test_broken_copy_names_every_bad_file(sets, tmp_path, run_cli):
     """An unpaired photo, a mask of another size, text bytes named .png, a colour and
     an id outside the class table: one problem line naming each file; resolving (and so
     training) refuses with all of them, before anything is created."""
@@ -233,6 +233,11 @@ def test_broken_copy_names_every_bad_file(sets, tmp_path):
         (line,) = [p for p in report.problems if p.startswith(name + ":")]
         assert what in line, line
     assert report.unpaired == [os.path.join("train", "images", "lonely.jpg")]
+    command = run_cli("inspect_data", colors, "--output_dir", tmp_path / "report",
+                      "--nopicture")
+    assert command.returncode == 1 and all(name in command.stdout for name in expected)
+    assert json.loads((tmp_path / "report" / "dataset_report.json").read_text())[
+        "problems"] == report.problems
     (line,) = inspect_dataset(grey).problems
     assert line == f"{os.path.join('labels', 'g0.png')}: id(s) not in classes.json: 7 on 4 pixels"
 
@@ -319,13 +324,25 @@ def test_label_mapping_refuses_values_naming_file_and_count():
 # ---------------------------------------------------------------- training and export
 @pytest.fixture(scope="module")
 def runs(sets, tmp_path_factory, eager_steps):
-    """One eager training step per data set with configs/folder.yaml (tiny networks)."""
-    from oasis_tf.training import train
+    """One eager training step per data set with the documented command,
+    ``oasis-train --config folder --data_root DIR`` (tiny networks), in this process."""
+    import contextlib
+    import io
+    from pathlib import Path
+
+    from oasis_tf.cli import train as command
 
     root = tmp_path_factory.mktemp("runs")
-    return {name: train(load_config("folder", TINY), data_root=path, runs_root=root,
-                        max_steps=1, console=False).run_dir
-            for name, path in sets.items()}
+    out = {}
+    for name, path in sets.items():
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            status = command.run(["oasis-train", "--config", "folder", "--data_root", path,
+                                  "--run_dir", str(root), "--max_steps", "1",
+                                  *[f"--override={o}" for o in TINY]])
+        assert status == 0, printed.getvalue()[-3000:]
+        out[name] = Path(printed.getvalue().splitlines()[-1])  # the run folder
+    return out
 
 
 EXPECTED = {"voc": (6, ["dont_care"] + [f"class_{i}" for i in range(5)]),

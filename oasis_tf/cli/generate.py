@@ -71,7 +71,7 @@ def main(argv):
         raise common.UsageError("--resample_classes and --interpolate do not combine")
     if FLAGS.interpolate and len(FLAGS.interpolate) != 2:
         raise common.UsageError("--interpolate takes two seeds: SEED_A,SEED_B")
-    generator, _ = common.load_generator(FLAGS, "generator")
+    generator, info = common.load_generator(FLAGS, "generator")
     size = tuple(int(s) for s in generator.image_size)
     num_classes = int(generator.num_classes)
     classes = [int(c) for c in FLAGS.resample_classes or []]
@@ -88,9 +88,16 @@ def main(argv):
                                             palette=palette, class_names=names))
                       for f in files]
     else:
-        label_maps = gen.dataset_label_maps(FLAGS.dataset, FLAGS.data_root, size,
-                                            split=FLAGS.split, num_classes=num_classes,
-                                            max_images=FLAGS.max_images)
+        from oasis_tf.data.resolve import model_data
+
+        try:
+            layout, root, options = model_data(info.get("config"), FLAGS.dataset,
+                                               FLAGS.data_root)
+        except ValueError as error:
+            raise common.UsageError(str(error)) from None
+        label_maps = gen.dataset_label_maps(layout, root, size, split=FLAGS.split,
+                                            num_classes=num_classes,
+                                            max_images=FLAGS.max_images, **options)
     seeds = ([int(s) for s in FLAGS.seeds] if FLAGS.seeds
              else list(range(FLAGS.seed, FLAGS.seed + FLAGS.num_samples)))
     manifest = gen.write_generation(

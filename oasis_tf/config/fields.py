@@ -122,7 +122,7 @@ def _plain(value: Any) -> Any:
     return [_plain(v) for v in value] if isinstance(value, tuple) else value
 
 
-# A value found from the data set when a run starts (``configs/folder.yaml``; resolved by
+# A value found from the data set when a run starts (``oasis_tf/configs/folder.yaml``; resolved by
 # ``oasis_tf.data.resolve_config`` before anything is built).
 AUTO = "auto"
 

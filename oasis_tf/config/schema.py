@@ -179,7 +179,7 @@ class DataConfig(Section):
         shuffle_buffer: int. Shuffle buffer size (0 = no shuffling).
         skip_bad_files: bool. Skip unreadable files instead of failing.
 
-    The folder layout (your own data set; `configs/folder.yaml`, docs/own_data.md)
+    The folder layout (your own data set; `oasis_tf/configs/folder.yaml`, docs/own_data.md)
     also reads:
 
         ignore_label: int, "auto" or None. The mask value of unlabelled pixels

@@ -35,7 +35,7 @@ class DatasetProblemsError(ValueError):
             f"the data set in {report.root} has {len(lines)} problem(s):\n{shown}"
             + (f"\n  (and {more} more)" if more > 0 else "")
             + "".join(f"\nnote: {n}" for n in report.notes)
-            + f"\n`python tools/inspect_data.py {report.root}` writes the whole report")
+            + f"\n`oasis-inspect-data {report.root}` writes the whole report")
 
 
 def _size_text(size) -> str:

@@ -1,6 +1,6 @@
 """The inspector: what an own data set holds, what is wrong with it, what to train it with.
 
-    report = oasis_tf.data.inspect_dataset("data/my_set")   # configs/folder.yaml's rules
+    report = oasis_tf.data.inspect_dataset("data/my_set")   # oasis_tf/configs/folder.yaml's rules
     print(report.format())
     report.write("data/my_set")        # dataset_report.json + dataset_report.png
     sys.exit(report.exit_status)       # 1 when there are problems
@@ -213,7 +213,7 @@ class _Inspection:
         if with_255:
             self.notes.append(f"{with_255} mask(s) hold 255 beyond the classes: if it marks "
                               f"unlabelled pixels, set data.ignore_label: 255 (or auto, as "
-                              f"configs/folder.yaml does)")
+                              f"oasis_tf/configs/folder.yaml does)")
 
     def _check_explicit(self, key, value, proposed, num_classes, must_equal=False):
         if value is None or _is_auto(value):
@@ -291,7 +291,7 @@ def inspect_dataset(root, config=None, overrides=(), max_side=proposal.DEFAULT_M
     Args:
         root: the data set's folder.
         config: an ``OASISConfig``, a preset name or a YAML path (default "folder",
-            ``configs/folder.yaml``): its "auto" values are decided from the data,
+            ``oasis_tf/configs/folder.yaml``): its "auto" values are decided from the data,
             the others checked against it.
         overrides: ``section.key=value`` strings applied to ``config`` (e.g.
             "data.ignore_label=null").

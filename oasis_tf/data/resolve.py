@@ -14,7 +14,7 @@ from oasis_tf.data.dataset_report import DatasetProblemsError
 from oasis_tf.data.label_mapping import LabelMapping
 
 __all__ = ["resolve_config", "label_mapping_from_config", "dataset_options",
-           "needs_inspection", "DatasetProblemsError"]
+           "needs_inspection", "DatasetProblemsError", "with_data_root", "model_data"]
 
 
 def needs_inspection(config) -> bool:
@@ -79,3 +79,52 @@ def dataset_options(config) -> dict:
     if mapping is None:
         return {}
     return {"label_mapping": mapping, "val_fraction": config.data.val_fraction}
+
+
+def with_data_root(config, data_root=None):
+    """``config`` with the absolute data set folder it reads in ``data.root``:
+    ``data_root`` where given, else ``config.data.root``; the synthetic layout defaults
+    to ``default_synthetic_root()``. Unchanged when no folder is known."""
+    import dataclasses
+    import os
+
+    root = data_root if data_root is not None else config.data.root
+    if root is None and config.data.dataset == "synthetic":
+        from oasis_tf.data.pipeline import default_synthetic_root
+
+        root = default_synthetic_root()
+    if root is None:
+        return config
+    root = os.path.abspath(os.path.expanduser(os.fspath(root)))
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, root=root))
+
+
+def model_data(config_path=None, dataset=None, data_root=None):
+    """``(layout, root, options)``: the data a trained model is evaluated or sampled on.
+
+    ``dataset`` / ``data_root`` where given, else the run's ``config.yaml`` (its
+    ``data.dataset`` and ``data.root``), else the synthetic data set at its default
+    place; ``options`` are the ``load_dataset`` arguments that read the run's own data
+    as its training did (``dataset_options``; none for another data set).
+
+    Args:
+        config_path: the run's ``config.yaml`` (``info["config"]`` of
+            ``oasis_tf.loading.load_generator``), or None.
+        dataset: a layout name, or None.
+        data_root: a data set folder, or None.
+
+    Raises:
+        ValueError: no folder is known for a layout that needs one.
+    """
+    from oasis_tf.config import OASISConfig, load_config
+
+    config = load_config(config_path) if config_path else None
+    if config is not None and dataset in (None, config.data.dataset):
+        layout, options = config.data.dataset, dataset_options(config)
+    else:
+        layout, options = dataset or "synthetic", {}
+        config = OASISConfig.from_dict({"data": {"dataset": layout}})
+    root = with_data_root(config, data_root).data.root
+    if root is None:
+        raise ValueError(f"--data_root is required for the {layout} layout")
+    return layout, root, options

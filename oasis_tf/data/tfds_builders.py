@@ -29,7 +29,7 @@ Builders (``manual_dir`` = the root the folder readers take):
   oasis_tf pipeline maps them (id + 1, 255 -> 0) when it reads them.
 * ``oasis_folder``: an own data set in any shape the folder layout reads
   (``<split>/images`` + ``<split>/labels``, one folder with the val split held out,
-  VOC, ...; see docs/own_data.md). It takes the options of ``configs/folder.yaml``
+  VOC, ...; see docs/own_data.md). It takes the options of ``oasis_tf/configs/folder.yaml``
   as builder arguments (``tfds.builder("oasis_folder", ignore_label=255)``,
   ``tfds.load(..., builder_kwargs={...})`` or the flags of ``build_tfds``):
   ``ignore_label`` ("auto"), ``zero_is_dontcare`` (False), ``val_fraction`` (0.1),
@@ -185,7 +185,7 @@ class OasisFolder(_OasisBuilder):
 
     Args:
         ignore_label, zero_is_dontcare, val_fraction, label_encoding: as the ``data``
-            keys of ``configs/folder.yaml`` ("auto": found from the data set).
+            keys of ``oasis_tf/configs/folder.yaml`` ("auto": found from the data set).
         num_classes: as ``model.num_classes`` ("auto": found from the data set).
         **kwargs: the arguments of ``tfds.core.GeneratorBasedBuilder``.
     """
@@ -278,7 +278,7 @@ def main(argv=None):
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="oasis_folder: ignore_label=255|auto|null, zero_is_dontcare=true, "
                         "val_fraction=0.1, num_classes=N, label_encoding=ids|colors "
-                        "(repeatable; as configs/folder.yaml)")
+                        "(repeatable; as oasis_tf/configs/folder.yaml)")
     args = parser.parse_args(argv)
     import yaml
 

@@ -65,6 +65,7 @@ __all__ = [
     "write_report",
     "save_real_statistics",
     "default_real_stats_path",
+    "default_report_path",
     "load_generator",
     "default_standard_inception_path",
     "NOT_COMPARABLE",
@@ -93,6 +94,21 @@ def default_real_stats_path(data_root, layout, split, image_size, extractor, max
     if max_images:
         stem += f"-n{int(max_images)}"
     return os.path.join(os.fspath(data_root), "fid_stats", stem + ".npz")
+
+
+def default_report_path(model, config_path, split) -> str:
+    """Where an evaluation's report goes by default: ``<run>/evaluation-<split>.json`` for
+    a run folder (``config_path`` its ``config.yaml``), else
+    ``evaluation-<model file's stem>-<split>.json`` in the current folder."""
+    from oasis_tf.loading import OFFICIAL_SUFFIXES
+
+    model_path = os.path.normpath(os.fspath(model))
+    if (os.path.isdir(model_path) and config_path
+            and os.path.dirname(os.fspath(config_path)) == model_path):
+        return os.path.join(model_path, f"evaluation-{split}.json")
+    suffixes = "|".join(re.escape(s) for s in (".keras",) + OFFICIAL_SUFFIXES)
+    stem = re.sub(rf"({suffixes})$", "", os.path.basename(model_path))
+    return f"evaluation-{stem}-{split}.json"
 
 
 class GeneratorFID:

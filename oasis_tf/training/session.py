@@ -30,27 +30,19 @@ def resume_or_fixed_folder(resume, backup_dir):
 
 
 def with_data_root(config, data_root, resume):
-    """``config`` with the absolute data root the run reads in ``data.root``.
+    """``config`` with the absolute data root the run reads in ``data.root``
+    (``oasis_tf.data.resolve.with_data_root``).
 
     ``data_root`` wins over ``config.data.root``; on a resume without ``data_root``
     the run's own ``config.yaml`` decides (a ``config`` from elsewhere cannot
-    silently switch the data). The synthetic layout defaults to
-    ``oasis_tf.data.default_synthetic_root()``."""
-    root = data_root
-    if root is None and resume is not None:
+    silently switch the data)."""
+    from oasis_tf.data.resolve import with_data_root as resolved
+
+    if data_root is None and resume is not None:
         saved = RunDir(resume).config_path
         if saved.exists():
-            root = load_config(saved).data.root
-    if root is None:
-        root = config.data.root
-    if root is None and config.data.dataset == "synthetic":
-        from oasis_tf.data import default_synthetic_root
-
-        root = default_synthetic_root()
-    if root is None:
-        return config
-    root = os.path.abspath(os.path.expanduser(os.fspath(root)))
-    return dataclasses.replace(config, data=dataclasses.replace(config.data, root=root))
+            data_root = load_config(saved).data.root
+    return resolved(config, data_root)
 
 
 def resolve_from_data(config, resume, dataset_fn=None):
