@@ -196,7 +196,7 @@ def test_load_generator_from_run_folder(tmp_path, caplog):
     from oasis_tf.convert import save_network
 
     save_network(source, run / "generator.keras")  # what a finished run holds
-    with caplog.at_level("WARNING", logger="oasis_tf.loading"):  # no run manifest yet
+    with caplog.at_level("WARNING", logger="oasis_tf.inference.loading"):  # no run manifest yet
         loaded, info = load_generator(run)
     assert info["source"].endswith("ema_generator.weights.h5")
     assert "manifest.json: missing" in caplog.text

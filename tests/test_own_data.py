@@ -353,7 +353,7 @@ EXPECTED = {"voc": (6, ["dont_care"] + [f"class_{i}" for i in range(5)]),
 @pytest.mark.slow
 def test_folder_preset_trains_and_the_export_names_the_classes(runs, tmp_path):
     from oasis_tf.export import export_metadata, export_saved_model, read_export_metadata
-    from oasis_tf.loading import load_generator
+    from oasis_tf.inference import load_generator
 
     for name, run in runs.items():
         saved = load_config(os.path.join(run, "config.yaml"))
@@ -401,7 +401,7 @@ def test_generator_carries_its_classes_through_config_and_front_ends():
     from oasis_tf.images import class_names_for, palette_for
     from oasis_tf.metrics.evaluate import evaluate_generator
     from oasis_tf.models.generator import OASISGenerator
-    from oasis_tf.studio.model import StudioModel
+    from oasis_tf.inference import OASISPipeline
 
     names, palette = ["sky", "sea", "boat"], [[10, 20, 30], [40, 50, 60], [70, 80, 90]]
     g = OASISGenerator(3, image_size=(8, 8), base_channels=1, z_dim=2, num_res_blocks=2,
@@ -409,7 +409,7 @@ def test_generator_carries_its_classes_through_config_and_front_ends():
     config = g.get_config()
     assert OASISGenerator.from_config(config).get_config() == config
     assert class_names_for(g) == names and palette_for(g).tolist() == palette
-    studio = StudioModel.from_generator(g)
+    studio = OASISPipeline.from_generator(g)  # what the studio shows
     assert studio.class_names == names and studio.palette.tolist() == palette
     old = {k: v for k, v in config.items() if k not in ("class_names", "palette")}
     assert OASISGenerator.from_config(old).class_names is None

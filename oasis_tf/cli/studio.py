@@ -42,12 +42,13 @@ def main(argv):
         import gradio  # noqa: F401
     except ImportError:
         raise RuntimeError("gradio is not installed: pip install 'oasis_tf[studio]'") from None
-    from oasis_tf.studio import StudioModel, build_app, launch, newest_run
+    from oasis_tf.inference import OASISPipeline
+    from oasis_tf.studio import build_app, launch, newest_run
 
     model_path = FLAGS.model or newest_run(FLAGS.runs_dir)
     print(f"studio: loading {model_path} ...", flush=True)
-    model = StudioModel.load(model_path, **common.official_checkpoint(FLAGS))
-    launch(build_app(model), host=FLAGS.host, port=FLAGS.port)
+    pipeline = OASISPipeline.from_pretrained(model_path, **common.official_checkpoint(FLAGS))
+    launch(build_app(pipeline), host=FLAGS.host, port=FLAGS.port)
 
 
 def run(argv=None):

@@ -72,7 +72,7 @@ def label_mapping_from_config(config):
 
 
 def dataset_options(config) -> dict:
-    """The `load_dataset` (and ``oasis_tf.generate.dataset_label_maps``) arguments that
+    """The `load_dataset` (and ``oasis_tf.inference.dataset_label_maps``) arguments that
     read a run's data as its training did: an own data set's ``label_mapping`` and
     ``val_fraction``; ``{}`` for the other layouts."""
     mapping = label_mapping_from_config(config)
@@ -109,7 +109,7 @@ def model_data(config_path=None, dataset=None, data_root=None):
 
     Args:
         config_path: the run's ``config.yaml`` (``info["config"]`` of
-            ``oasis_tf.loading.load_generator``), or None.
+            ``oasis_tf.inference.load_generator``), or None.
         dataset: a layout name, or None.
         data_root: a data set folder, or None.
 

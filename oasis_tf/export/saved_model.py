@@ -62,7 +62,9 @@ import tempfile
 
 import tensorflow as tf
 
-from oasis_tf import images, inference
+from oasis_tf import images
+from oasis_tf import inference
+from oasis_tf.inference.ops import after_checks, assert_message
 from oasis_tf.fileio import follow_umask
 
 __all__ = ["export_saved_model", "export_metadata", "read_export_metadata", "default_palette",
@@ -103,9 +105,9 @@ def _png_header_checks(png, name, h, w):
     PNGs read as uint8, palette or colour PNGs into plausible-looking grey values,
     and JPEG bytes into an image."""
     length = tf.strings.length(png)
-    checks = [inference._assert(length > 0,  # noqa: SLF001 - shared assert helper
-                                f"{name} is an empty string; expected the bytes of a "
-                                f"single-channel {h}x{w} PNG of class ids")]
+    checks = [assert_message(length > 0,
+                             f"{name} is an empty string; expected the bytes of a "
+                             f"single-channel {h}x{w} PNG of class ids")]
     # 33 bytes: signature (8), IHDR length + type (8), width, height (8), depth, colour.
     header = tf.io.decode_raw(tf.strings.substr(png + tf.constant(b"\0" * 33), 0, 33),
                               tf.uint8)
@@ -131,11 +133,11 @@ def _png_header_checks(png, name, h, w):
                                "RGBA", "?"]), tf.clip_by_value(colour, 0, 7)),
         " PNG; expected a single-channel (grayscale) PNG of class ids (converting "
         "colours to ids would give wrong ids)"))
-    checks.append(inference._assert(  # noqa: SLF001
+    checks.append(assert_message(
         tf.logical_or(tf.logical_not(ok), tf.logical_or(tf.equal(depth, 8),
                                                         tf.equal(depth, 16))),
         f"{name} has {{}}-bit samples; expected 8-bit (or 16-bit) class ids", depth))
-    checks.append(inference._assert(  # noqa: SLF001
+    checks.append(assert_message(
         tf.logical_or(tf.logical_not(ok), tf.logical_and(tf.equal(height, h),
                                                          tf.equal(width, w))),
         f"{name} has spatial size {{}}x{{}}; this model works on {h}x{w} images",
@@ -152,13 +154,13 @@ def _decode_label_pngs(label_png, image_size, num_classes):
     empty batch."""
     h, w = image_size
     name = "label_png"
-    rank_ok = inference._assert(  # noqa: SLF001 - shared assert helper
+    rank_ok = assert_message(
         tf.equal(tf.rank(label_png), 1),
         "label_png must have rank 1 [batch] (one PNG string per example); got shape {}",
         tf.shape(label_png))
     with tf.control_dependencies([rank_ok]):
         label_png = tf.reshape(label_png, [-1])
-    not_empty = inference._assert(  # noqa: SLF001
+    not_empty = assert_message(
         tf.size(label_png) > 0,
         "label_png is an empty batch (batch size 0); send at least one PNG")
 
@@ -169,7 +171,7 @@ def _decode_label_pngs(label_png, image_size, num_classes):
                 tf.equal(depth, 16),
                 lambda: tf.cast(tf.io.decode_png(png, channels=1, dtype=tf.uint16), tf.int32),
                 lambda: tf.cast(tf.io.decode_png(png, channels=1, dtype=tf.uint8), tf.int32))
-        return inference._after(checks, ids[:, :, 0], [h, w])  # noqa: SLF001
+        return after_checks(checks, ids[:, :, 0], [h, w])
 
     with tf.control_dependencies([not_empty]):
         label_png = tf.identity(label_png)

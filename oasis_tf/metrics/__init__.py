@@ -50,7 +50,6 @@ from oasis_tf.metrics.evaluate import (
     evaluate_synthetic,
     default_real_stats_path,
     extractor_info,
-    load_generator,
     make_extractor,
 )
 from oasis_tf.metrics.report import class_report, format_class_table, format_report, plot_class_iou, write_report
@@ -65,5 +64,5 @@ __all__ = [
     "ms_ssim_diversity", "ms_ssim_scales",
     "evaluate_generator", "evaluate_synthetic", "GeneratorFID", "make_extractor", "extractor_info", "format_report",
     "write_report", "format_class_table", "class_report", "plot_class_iou", "default_real_stats_path",
-    "load_generator", "get_synthetic_segmenter", "SyntheticSegmenter", "load_segmenter",
+    "get_synthetic_segmenter", "SyntheticSegmenter", "load_segmenter",
 ]

@@ -44,11 +44,10 @@ import warnings
 import numpy as np
 
 from oasis_tf.data.synthetic import stored_options as synthetic_options  # its former name here
-from oasis_tf.loading import load_generator  # the shared loader, public here too
 from oasis_tf.metrics.diversity import ms_ssim_diversity, ms_ssim_scales, MS_SSIM_POWER_FACTORS
 from oasis_tf.metrics.extractors import default_standard_inception_path, extractor_info, make_extractor
 from oasis_tf.metrics.fid import StatisticsAccumulator, frechet_distance, load_statistics_for, save_statistics
-from oasis_tf.metrics.generation import generate_images, generated_batches, generation_fn
+from oasis_tf.metrics.generation import generate_images, generated_batches, metrics_pipeline
 from oasis_tf.metrics.miou import MeanIoUAccumulator, segment_with
 from oasis_tf.metrics.report import (NOT_COMPARABLE, class_report, format_class_table, format_report,
                                      write_report)
@@ -66,7 +65,6 @@ __all__ = [
     "save_real_statistics",
     "default_real_stats_path",
     "default_report_path",
-    "load_generator",
     "default_standard_inception_path",
     "NOT_COMPARABLE",
     "DIVERSITY_SEED_OFFSET",
@@ -100,7 +98,7 @@ def default_report_path(model, config_path, split) -> str:
     """Where an evaluation's report goes by default: ``<run>/evaluation-<split>.json`` for
     a run folder (``config_path`` its ``config.yaml``), else
     ``evaluation-<model file's stem>-<split>.json`` in the current folder."""
-    from oasis_tf.loading import OFFICIAL_SUFFIXES
+    from oasis_tf.inference import OFFICIAL_SUFFIXES
 
     model_path = os.path.normpath(os.fspath(model))
     if (os.path.isdir(model_path) and config_path
@@ -148,7 +146,7 @@ class GeneratorFID:
         self._load_cached()
         key = id(generator)
         if key not in self._fns:
-            self._fns = {key: generation_fn(generator)}
+            self._fns = {key: metrics_pipeline(generator)}
         need_real = self.real_statistics is None
         acc_real = StatisticsAccumulator() if need_real else None
         acc_fake = StatisticsAccumulator()
@@ -240,7 +238,7 @@ def evaluate_generator(generator, dataset, extractor=None, segmenter=None, real_
     if class_names is None:
         class_names = getattr(generator, "class_names", None)
     notes = []
-    gen = generation_fn(generator)
+    pipeline = metrics_pipeline(generator)
 
     # FID set-up
     real_stats = None
@@ -262,7 +260,7 @@ def evaluate_generator(generator, dataset, extractor=None, segmenter=None, real_
     div_labels, div_first, real_keep = [], [], []
 
     count = 0
-    for label, real, fake in generated_batches(gen, dataset, max_images, seed):
+    for label, real, fake in generated_batches(pipeline, dataset, max_images, seed):
         b = label.shape[0]
         if acc_fake is not None:
             acc_fake.update(extractor(fake))
@@ -360,7 +358,7 @@ def evaluate_generator(generator, dataset, extractor=None, segmenter=None, real_
         samples = [np.stack(div_first)]
         idx = np.arange(len(labels), dtype=np.int64) + int(seed)
         for k in range(1, k_div):
-            samples.append(generate_images(gen, labels, idx + k * DIVERSITY_SEED_OFFSET))
+            samples.append(generate_images(pipeline, labels, idx + k * DIVERSITY_SEED_OFFSET))
         a = np.concatenate([samples[i] for i in range(k_div) for j in range(i + 1, k_div)])
         b = np.concatenate([samples[j] for i in range(k_div) for j in range(i + 1, k_div)])
         report["ms_ssim"] = ms_ssim_diversity(a, b)

@@ -432,7 +432,7 @@ def save_final_networks(model, run_path):
     """Writes ``generator.keras`` (the EMA generator when there is one) and
     ``discriminator.keras`` (in float32 whatever the training precision) into the run
     folder, then ``manifest.json`` with their
-    sizes and SHA-256 digests (``oasis_tf.loading`` checks them). The old manifest
+    sizes and SHA-256 digests (``oasis_tf.inference.load_generator`` checks them). The old manifest
     goes first, so a process killed in between leaves files that are not trusted.
 
     Returns:
