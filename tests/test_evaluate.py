@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from oasis_tf.inference import generate
+from oasis_tf.inference import generate, load_generator
 from oasis_tf.metrics import fid_from_features
 from oasis_tf.metrics.evaluate import (NOT_COMPARABLE, evaluate_generator, format_class_table, format_report,
-                                      load_generator, make_extractor, write_report)
+                                      make_extractor, write_report)
 from oasis_tf.models.generator import OASISGenerator
 from reference import find_reference_dir
 
