@@ -34,8 +34,6 @@ with a tiny budget.
 import time
 from pathlib import Path
 
-__all__ = ["run_demo", "sample_grid", "choose_precision", "DEFAULT_STEPS"]
-
 DEFAULT_STEPS = 1500
 NUM_ROWS = 6
 SAMPLES_PER_LABEL = 4
@@ -189,7 +187,7 @@ def run_demo(out_dir=None, steps=DEFAULT_STEPS, data_root=None, config="syntheti
     # 4. evaluation ------------------------------------------------------
     report = None
     if evaluate:
-        from oasis_tf.metrics.evaluate import evaluate_synthetic, write_report
+        from oasis_tf.metrics import evaluate_synthetic, write_report
 
         say("demo: evaluating the EMA generator (mIoU with a small segmenter trained on "
             "the real synthetic images, MS-SSIM diversity) ...")

@@ -11,8 +11,6 @@ import hashlib
 import os
 import threading
 
-__all__ = ["current_umask", "follow_umask", "sha256_file"]
-
 _UMASK_LOCK = threading.Lock()
 
 

@@ -22,11 +22,6 @@ from PIL import Image
 
 from oasis_tf import palettes
 
-__all__ = ["to_uint8", "to_float", "palette_for", "class_names_for", "check_palette",
-           "colorize", "labels_from_colors", "MAX_COLOR_DISTANCE", "make_grid", "upscale",
-           "read_label_png", "read_label_image", "list_label_pngs", "encode_label_png",
-           "LABEL_MODES"]
-
 # PIL modes of single-channel class-id PNGs (grey, palette indices, 16/32 bit).
 LABEL_MODES = ("L", "P", "I", "I;16", "I;16B", "I;16L")
 # A pixel of a colour-coded label map may be this far (Euclidean, RGB 0..255) from

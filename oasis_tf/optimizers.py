@@ -15,8 +15,6 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-__all__ = ["TorchAdam", "LinearWarmup", "make_optimizers"]
-
 
 def _scalar(value, dtype):
     """A hyper-parameter as a `dtype` scalar; Python numbers are converted

@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 
 from oasis_tf.inference import generate, load_generator
-from oasis_tf.metrics import fid_from_features
-from oasis_tf.metrics.evaluate import (NOT_COMPARABLE, evaluate_generator, format_class_table, format_report,
-                                      make_extractor, write_report)
+from oasis_tf.metrics import (NOT_COMPARABLE, evaluate_generator, fid_from_features,
+                              format_class_table, format_report, make_extractor, write_report)
 from oasis_tf.models.generator import OASISGenerator
 from reference import find_reference_dir
 

@@ -399,7 +399,7 @@ def test_generator_carries_its_classes_through_config_and_front_ends():
     class_names_for, the studio and the evaluation take them; an old config without
     them still loads."""
     from oasis_tf.images import class_names_for, palette_for
-    from oasis_tf.metrics.evaluate import evaluate_generator
+    from oasis_tf.metrics import evaluate_generator
     from oasis_tf.models.generator import OASISGenerator
     from oasis_tf.inference import OASISPipeline
 

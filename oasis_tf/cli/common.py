@@ -26,8 +26,6 @@ from absl import flags
 
 from oasis_tf.cli.standalone import parse_image_size
 
-__all__ = []  # commands import this module by name
-
 _HELP_FLAGS = ("--help", "-h", "--helpfull", "-help")
 
 

@@ -356,7 +356,7 @@ class TrainConfig(Section):
             lambda_vgg=self.lambda_vgg,
         )
         if self.vgg_loss and not self.vgg_weights:
-            from oasis_tf.vgg_loss import vgg19_missing_weights_message
+            from oasis_tf.losses.vgg import vgg19_missing_weights_message
 
             raise ValueError(
                 f"{vgg19_missing_weights_message('`train.vgg_loss`')} Received: "

@@ -19,8 +19,6 @@ import json
 import os
 from typing import Dict, List, Optional, Tuple
 
-__all__ = ["ClassTable", "read_class_table", "TABLE_FILES"]
-
 TABLE_FILES = ("classes.json", "classes.csv")
 _CSV_HEADER = ["id", "name", "r", "g", "b"]
 

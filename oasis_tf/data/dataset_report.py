@@ -13,8 +13,6 @@ import json
 import os
 from typing import Any, Dict, List, Optional, Tuple
 
-__all__ = ["DatasetReport", "DatasetProblemsError", "REPORT_JSON", "REPORT_PNG"]
-
 REPORT_JSON = "dataset_report.json"
 REPORT_PNG = "dataset_report.png"
 _MAX_PROBLEM_LINES = 100

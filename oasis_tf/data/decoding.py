@@ -25,8 +25,6 @@ from PIL import Image
 
 from oasis_tf.data.label_mapping import LabelMapping
 
-__all__ = ["BadFileError", "PNG_SIGNATURE", "check_png", "decode_pair", "load_resized_pair"]
-
 
 class BadFileError(ValueError):
     """A file that cannot be decoded, or whose bytes are not what its name says (`path` names it)."""

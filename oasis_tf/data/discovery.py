@@ -30,9 +30,6 @@ import hashlib
 import os
 from typing import Dict, List, Optional, Tuple
 
-__all__ = ["FoundLayout", "SplitFiles", "find_layout", "split_pairs", "held_out",
-           "PHOTO_DIRS", "MASK_DIRS", "MASK_SUFFIXES", "PHOTO_SUFFIXES", "DEFAULT_VAL_FRACTION"]
-
 PHOTO_DIRS = ("images",)
 MASK_DIRS = ("labels", "masks", "annotations")
 # Longest first: a stem is stripped of the first suffix it ends with.

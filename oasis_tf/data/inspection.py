@@ -19,7 +19,7 @@ from __future__ import annotations
 import collections
 import os
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import numpy as np
 
@@ -28,8 +28,6 @@ from oasis_tf.data.class_table import read_class_table
 from oasis_tf.data.dataset_report import DatasetReport
 from oasis_tf.data.label_mapping import LabelMapping, color_text, list_values, pack_colors
 from oasis_tf.data.scan import MASK_KINDS, scan_pairs
-
-__all__ = ["inspect_dataset", "NUM_SAMPLES"]
 
 NUM_SAMPLES = 4  # photo | mask overlays in the picture
 

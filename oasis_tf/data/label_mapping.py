@@ -22,8 +22,6 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-__all__ = ["LabelMapping", "pack_colors", "color_text", "list_values"]
-
 _MAX_LISTED = 5
 
 

@@ -58,12 +58,9 @@ import numpy as np
 import tensorflow as tf
 
 from oasis_tf.data import readers, synthetic
-from oasis_tf.data.decoding import BadFileError, decode_pair, load_resized_pair
+from oasis_tf.data.decoding import BadFileError, load_resized_pair
 from oasis_tf.data.label_mapping import LabelMapping
 from oasis_tf.data.layouts import LAYOUT_TABLE, LAYOUTS, get_layout, layout_of_tfds_name
-
-__all__ = ["load_dataset", "dataset_num_classes", "DEFAULT_NUM_CLASSES", "default_synthetic_root",
-           "decode_pair", "load_resized_pair"]
 
 log = logging.getLogger(__name__)
 

@@ -26,10 +26,6 @@ import numpy as np
 
 from oasis_tf.palettes import voc_colormap
 
-__all__ = ["IGNORE_NAMES", "SMALL_IDS", "choose_ignore_label", "class_of_stored",
-           "class_names_and_palette", "propose_image_size", "DEFAULT_MAX_SIDE",
-           "DONTCARE_NAME"]
-
 IGNORE_NAMES = ("void", "ignore", "ignored", "unlabeled", "unlabelled", "boundary", "dontcare")
 SMALL_IDS = 200
 DEFAULT_MAX_SIDE = 256

@@ -24,18 +24,7 @@ import os
 from typing import Dict, List, Sequence, Tuple
 
 from oasis_tf.data import discovery
-from oasis_tf.data.layouts import LAYOUTS, get_layout
-
-__all__ = [
-    "IMAGE_EXTENSIONS",
-    "LABEL_EXTENSIONS",
-    "ade20k_pairs",
-    "cityscapes_pairs",
-    "coco_stuff_pairs",
-    "folder_pairs",
-    "list_pairs",
-    "LAYOUTS",
-]
+from oasis_tf.data.layouts import get_layout
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 LABEL_EXTENSIONS = (".png",)

@@ -15,8 +15,6 @@ import os
 import numpy as np
 from PIL import Image
 
-__all__ = ["plot_dataset_report"]
-
 _OVERLAY_ALPHA = 0.55
 _THUMB_HEIGHT = 160
 

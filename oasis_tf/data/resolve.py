@@ -10,11 +10,7 @@ of an error from inside the traced step.
 
 from __future__ import annotations
 
-from oasis_tf.data.dataset_report import DatasetProblemsError
 from oasis_tf.data.label_mapping import LabelMapping
-
-__all__ = ["resolve_config", "label_mapping_from_config", "dataset_options",
-           "needs_inspection", "DatasetProblemsError", "with_data_root", "model_data"]
 
 
 def needs_inspection(config) -> bool:

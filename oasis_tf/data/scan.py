@@ -24,8 +24,6 @@ from PIL import Image
 from oasis_tf.data.decoding import BadFileError, check_png
 from oasis_tf.data.label_mapping import pack_colors
 
-__all__ = ["PairScan", "scan_pairs", "MASK_KINDS", "THREADED_PIXELS"]
-
 # Masks of at least this many pixels are read in a thread pool (see the module docstring).
 THREADED_PIXELS = 2 ** 18
 

@@ -64,9 +64,6 @@ from oasis_tf.data.decoding import decode_pair
 from oasis_tf.data.label_mapping import LabelMapping
 from oasis_tf.data.layouts import LAYOUT_TABLE, get_layout, layout_of_tfds_name
 
-__all__ = ["OasisAde20k", "OasisCityscapes", "OasisCocoStuff", "OasisFolder", "BUILDERS",
-           "builder_name"]
-
 _CITATION = """@inproceedings{schonfeld2021you,
   title={You Only Need Adversarial Supervision for Semantic Image Synthesis},
   author={Sch{\\"o}nfeld, Edgar and Sushko, Vadim and Zhang, Dan and Gall, J{\\"u}rgen and

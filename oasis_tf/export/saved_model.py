@@ -67,9 +67,6 @@ from oasis_tf import inference
 from oasis_tf.inference.ops import after_checks, assert_message
 from oasis_tf.fileio import follow_umask
 
-__all__ = ["export_saved_model", "export_metadata", "read_export_metadata", "default_palette",
-           "METADATA_FILE", "SIGNATURES", "GENERATOR_VARIABLES"]
-
 METADATA_FILE = "oasis_export.json"
 GENERATOR_VARIABLES = "generator_variables"
 FORMAT_VERSION = 1

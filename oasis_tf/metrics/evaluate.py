@@ -43,35 +43,14 @@ import warnings
 
 import numpy as np
 
-from oasis_tf.data.synthetic import stored_options as synthetic_options  # its former name here
 from oasis_tf.metrics.diversity import ms_ssim_diversity, ms_ssim_scales, MS_SSIM_POWER_FACTORS
-from oasis_tf.metrics.extractors import default_standard_inception_path, extractor_info, make_extractor
+from oasis_tf.metrics.extractors import extractor_info, make_extractor
 from oasis_tf.metrics.fid import StatisticsAccumulator, frechet_distance, load_statistics_for, save_statistics
 from oasis_tf.metrics.generation import generate_images, generated_batches, metrics_pipeline
 from oasis_tf.metrics.miou import MeanIoUAccumulator, segment_with
-from oasis_tf.metrics.report import (NOT_COMPARABLE, class_report, format_class_table, format_report,
-                                     write_report)
-
-__all__ = [
-    "evaluate_generator",
-    "evaluate_synthetic",
-    "synthetic_options",
-    "GeneratorFID",
-    "make_extractor",
-    "extractor_info",
-    "format_report",
-    "format_class_table",
-    "write_report",
-    "save_real_statistics",
-    "default_real_stats_path",
-    "default_report_path",
-    "default_standard_inception_path",
-    "NOT_COMPARABLE",
-    "DIVERSITY_SEED_OFFSET",
-]
+from oasis_tf.metrics.report import NOT_COMPARABLE, class_report, format_class_table, format_report
 
 DIVERSITY_SEED_OFFSET = 1 << 32  # noise seed of sample k of label map i: seed + i + k * offset
-save_real_statistics = save_statistics  # the real split's statistics cache (its earlier name)
 
 
 def default_real_stats_path(data_root, layout, split, image_size, extractor, max_images=None) -> str:

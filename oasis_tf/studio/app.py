@@ -29,8 +29,6 @@ from PIL import Image
 from oasis_tf import images
 from oasis_tf.studio.canvas import canvas_scale, example_label_maps, label_from_canvas
 
-__all__ = ["build_app", "MAX_VARIATIONS"]
-
 MAX_VARIATIONS = 8
 log = logging.getLogger("oasis_tf.studio")
 

@@ -64,10 +64,10 @@ def example_label_maps(pipeline, count=6):
     there; else none."""
     if pipeline.dataset in (None, "synthetic") and pipeline.num_classes == len(
             images.palettes.SYNTHETIC):
-        from oasis_tf.data import synthetic
+        from oasis_tf.data.synthetic_scenes import generate_scene
 
         # the label maps of the data set's validation split (seed 0, split 1)
-        return [(f"val_{i:02d}", np.asarray(synthetic.generate_scene(
+        return [(f"val_{i:02d}", np.asarray(generate_scene(
             [0, 1, i, 0], pipeline.image_size)[0], np.int32)) for i in range(int(count))]
     if pipeline.config_path is None:
         return []

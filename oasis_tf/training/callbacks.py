@@ -33,9 +33,6 @@ import tensorflow as tf
 
 from oasis_tf.images import make_grid, to_uint8
 
-__all__ = ["RunContext", "PerStepMetrics", "NaNGuard", "ProgressLogger", "SampleGrid",
-           "Checkpointer"]
-
 LOSS_KEYS = ("loss_g", "loss_d", "loss_d_fake", "loss_d_real", "loss_d_labelmix")
 
 

@@ -50,12 +50,6 @@ import numpy as np
 
 from oasis_tf.fileio import sha256_file
 
-__all__ = ["CheckpointManager", "save_training_state", "restore_training_state",
-           "optimizer_checksum", "read_state", "write_manifest", "verify_manifest",
-           "verify_checkpoint",
-           "list_checkpoints", "newest_whole_checkpoint", "has_checkpoint",
-           "DamagedCheckpointError", "NoWholeCheckpointError", "MANIFEST"]
-
 MANIFEST = "manifest.json"
 _CKPT = re.compile(r"^ckpt-(\d+)$")
 # Files every training checkpoint has (the EMA generator's only with use_ema).

@@ -61,9 +61,7 @@ from oasis_tf.training.run_dir import LOGGER_NAME, next_run_path
 from oasis_tf.training.session import (checkpoint_manager, choose_checkpoint, log_data_report,
                                        open_session, prepare_synthetic_data, resolve_from_data,
                                        resume_or_fixed_folder, with_data_root)
-from oasis_tf.vgg_loss import vgg_loss_from_config
-
-__all__ = ["train", "TrainResult", "build_model", "make_dataset_fn", "save_final_networks"]
+from oasis_tf.losses.vgg import vgg_loss_from_config
 
 
 @dataclasses.dataclass
@@ -377,7 +375,7 @@ def _make_callbacks(config, model, session, manager, dataset_fn, total_steps,
                  cb.SampleGrid(context, sample_batch, every=t.sample_every,
                                noise_seed=t.seed)]
     if t.fid_every > 0 and fid_extractor is not None and session.chief:
-        from oasis_tf.metrics.evaluate import make_extractor
+        from oasis_tf.metrics import make_extractor
         from oasis_tf.training.fid_callback import FIDCallback
 
         extractor = (make_extractor(fid_extractor) if isinstance(fid_extractor, str)
