@@ -25,7 +25,8 @@ setup(
         f"oasis-{name}=oasis_tf.cli.{module}:run" for name, module in (
             ("train", "train"), ("generate", "generate"), ("evaluate", "evaluate"),
             ("export", "export"), ("convert", "convert"), ("tflite", "tflite"),
-            ("studio", "studio"), ("demo", "demo"), ("serving-client", "serving_client"))]},
+            ("studio", "studio"), ("demo", "demo"), ("inspect-data", "inspect_data"),
+            ("serving-client", "serving_client"))]},
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.16,<2.22",

@@ -4,15 +4,16 @@ The public surface is documented in the README, ``docs/`` and ``shared/API.md``:
 ``OASISGenerator``, ``OASISDiscriminator``, ``OASIS`` and the subpackages
 ``oasis_tf.training``, ``oasis_tf.data``, ``oasis_tf.export``, ``oasis_tf.metrics``,
 ``oasis_tf.convert`` (all reachable after ``import oasis_tf``), the modules
-``oasis_tf.inference`` and ``oasis_tf.losses``, and ``oasis_tf.loading.load_generator``.
+``oasis_tf.inference`` (``OASISPipeline``, ``generate``, ``load_generator``) and
+``oasis_tf.losses``.
 """
 
 from oasis_tf.models.generator import OASISGenerator
 from oasis_tf.models.discriminator import OASISDiscriminator
 from oasis_tf.models.oasis import OASIS
-from oasis_tf import convert, data, export, inference, loading, losses, metrics, training
+from oasis_tf import convert, data, export, inference, losses, metrics, training
 
 __version__ = "0.1.0"
 
 __all__ = ["OASIS", "OASISGenerator", "OASISDiscriminator", "convert", "data", "export", "inference",
-           "loading", "losses", "metrics", "training", "__version__"]
+           "losses", "metrics", "training", "__version__"]

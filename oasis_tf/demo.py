@@ -9,7 +9,7 @@ What it does, in order:
    the library's one default place, ``oasis_tf.data.default_synthetic_root()``:
    ``$OASIS_TF_DATA/synthetic`` or, without that variable, the cache
    ``~/.cache/oasis_tf/synthetic`` (kept between runs: the second demo skips this step);
-2. trains ``configs/synthetic.yaml`` for a fixed step budget (default 1500 steps,
+2. trains ``oasis_tf/configs/synthetic.yaml`` for a fixed step budget (default 1500 steps,
    10-11 minutes on 2 shared CPU cores in float32) in a new run folder
    ``runs/demo-NNNN``, printing a progress line every ``log_every`` steps; in
    ``mixed_bfloat16`` where the CPU computes bfloat16 natively (``avx512_bf16`` or
@@ -34,35 +34,30 @@ with a tiny budget.
 import time
 from pathlib import Path
 
-__all__ = ["run_demo", "sample_grid", "choose_precision", "DEFAULT_STEPS"]
-
 DEFAULT_STEPS = 1500
 NUM_ROWS = 6
 SAMPLES_PER_LABEL = 4
 
 
 # ---------------------------------------------------------------- figures
-def sample_grid(generator, label, image, samples_per_label=SAMPLES_PER_LABEL, seed=0,
-                palette=None):
-    """uint8 grid: one row per label map: label | real | ``samples_per_label`` fakes
-    (different noise, same label)."""
-    import numpy as np
-    import tensorflow as tf
+def sample_grid(pipeline, label, image, samples_per_label=SAMPLES_PER_LABEL, seed=0):
+    """uint8 grid: one row per label map: label | real | ``samples_per_label`` samples
+    (column ``k``: noise seed ``seed + k``, the image every front end gives for it).
 
-    from oasis_tf.images import colorize, make_grid, palette_for, to_uint8
+    Args:
+        pipeline: an ``oasis_tf.inference.OASISPipeline``.
+        label: int [N, H, W]; image: the real images [N, H, W, 3] in [-1, 1].
+    """
+    import numpy as np
+
+    from oasis_tf.images import make_grid, to_uint8
 
     label = np.asarray(label, np.int32)
-    n = len(label)
-    palette = palette_for(generator, palette=palette)
-    rng = np.random.default_rng(seed)
-    columns = [colorize(label, palette), to_uint8(image)]
-    for _ in range(samples_per_label):
-        noise = rng.standard_normal((n, generator.z_dim)).astype(np.float32)
-        fake = generator({"label": tf.constant(label), "noise": tf.constant(noise)},
-                         training=False)
-        columns.append(to_uint8(fake))
-    # one row per label map, a gap before the fakes
-    return make_grid([[col[r] for col in columns] for r in range(n)], gap_after=1)
+    columns = [[pipeline.colorize(x) for x in label], to_uint8(image)]
+    for k in range(samples_per_label):
+        columns.append(pipeline.generate(label, [seed + k] * len(label)))
+    # one row per label map, a gap before the samples
+    return make_grid([[col[r] for col in columns] for r in range(len(label))], gap_after=1)
 
 
 # ---------------------------------------------------------------- the demo
@@ -120,12 +115,12 @@ def run_demo(out_dir=None, steps=DEFAULT_STEPS, data_root=None, config="syntheti
         "precision" and "precision_reason".
     """
     t0 = time.time()
-    import keras
     import numpy as np
 
     from oasis_tf.config import load_config
     from oasis_tf.data import default_synthetic_root, synthetic
     from oasis_tf.images import upscale
+    from oasis_tf.inference import OASISPipeline
     from oasis_tf.training import train
     from oasis_tf.training.trainer import make_dataset_fn
     from oasis_tf.training.plots import plot_losses
@@ -174,9 +169,10 @@ def run_demo(out_dir=None, steps=DEFAULT_STEPS, data_root=None, config="syntheti
 
     # 3. figures ----------------------------------------------------------
     generator_path = run_dir / "generator.keras"
-    generator = keras.saving.load_model(str(generator_path), compile=False)
+    pipeline = OASISPipeline.from_pretrained(run_dir)  # generator.keras, checked
+    generator = pipeline.generator
     batch = next(iter(dataset_fn(split="val", training=False, batch_size=num_rows)))
-    grid = sample_grid(generator, batch["label"].numpy(), batch["image"].numpy(),
+    grid = sample_grid(pipeline, batch["label"].numpy(), batch["image"].numpy(),
                        samples_per_label=samples_per_label, seed=cfg.train.seed)
     from PIL import Image
     samples_path = run_dir / "demo_samples.png"
@@ -191,7 +187,7 @@ def run_demo(out_dir=None, steps=DEFAULT_STEPS, data_root=None, config="syntheti
     # 4. evaluation ------------------------------------------------------
     report = None
     if evaluate:
-        from oasis_tf.metrics.evaluate import evaluate_synthetic, write_report
+        from oasis_tf.metrics import evaluate_synthetic, write_report
 
         say("demo: evaluating the EMA generator (mIoU with a small segmenter trained on "
             "the real synthetic images, MS-SSIM diversity) ...")

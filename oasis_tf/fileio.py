@@ -22,9 +22,6 @@ import re
 import shutil
 import threading
 
-__all__ = ["current_umask", "follow_umask", "sha256_file", "DiskFullError", "writing",
-           "no_space_error", "free_bytes", "format_bytes"]
-
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 # what h5py ("errno = 28, error message = 'No space left on device'"), zipfile and
 # TensorFlow's file system layer say when they do not keep the errno

@@ -2,7 +2,8 @@
 
 * ``to_uint8`` / ``to_float``: images in [-1, 1] <-> uint8 (the numpy twin of
   ``oasis_tf.inference.to_uint8``, the same rounding);
-* ``palette_for`` / ``class_names_for``: a model's colours and names, from the
+* ``palette_for`` / ``class_names_for``: a model's colours and names: its own
+  (``OASISGenerator(class_names=, palette=)``, an own data set's), else the
   dataset tables of ``oasis_tf.palettes``;
 * ``colorize``: class ids -> colours; ``labels_from_colors``: a colour-coded label
   map -> class ids (nearest palette colour, far colours refused);
@@ -20,11 +21,6 @@ import numpy as np
 from PIL import Image
 
 from oasis_tf import palettes
-
-__all__ = ["to_uint8", "to_float", "palette_for", "class_names_for", "check_palette",
-           "colorize", "labels_from_colors", "MAX_COLOR_DISTANCE", "make_grid", "upscale",
-           "read_label_png", "read_label_image", "list_label_pngs", "encode_label_png",
-           "LABEL_MODES"]
 
 # PIL modes of single-channel class-id PNGs (grey, palette indices, 16/32 bit).
 LABEL_MODES = ("L", "P", "I", "I;16", "I;16B", "I;16L")
@@ -66,16 +62,24 @@ def _dataset(model_or_dataset):
     return getattr(model_or_dataset, "dataset", None)
 
 
+def _own(model, key, given):
+    """``given``, else the model's own ``key`` (``class_names`` / ``palette``)."""
+    return given if given is not None else getattr(model, key, None)
+
+
 def palette_for(num_classes, dataset=None, palette=None):
-    """uint8 [num_classes, 3]: ``palette`` if given, else the dataset's colours.
+    """uint8 [num_classes, 3]: ``palette`` if given, else a generator's own colours,
+    else the dataset's.
 
     Args:
-        num_classes: class count (or a generator: its ``num_classes``).
+        num_classes: class count, or a generator (its ``num_classes``, its own
+            ``palette`` when it has one, else its ``dataset``'s).
         dataset: dataset name or a generator (its ``dataset``); None: the
             synthetic set's colours when the count fits, else ``voc_colormap``.
         palette: explicit colours, checked.
     """
     if hasattr(num_classes, "num_classes"):
+        palette = _own(num_classes, "palette", palette)
         dataset = dataset if dataset is not None else _dataset(num_classes)
         num_classes = num_classes.num_classes
     num_classes = int(num_classes)
@@ -85,8 +89,10 @@ def palette_for(num_classes, dataset=None, palette=None):
 
 
 def class_names_for(num_classes, dataset=None, class_names=None):
-    """``num_classes`` names: ``class_names`` if given (checked), else the dataset's."""
+    """``num_classes`` names: ``class_names`` if given (checked), else a generator's own
+    (``num_classes`` a generator, as for ``palette_for``), else the dataset's."""
     if hasattr(num_classes, "num_classes"):
+        class_names = _own(num_classes, "class_names", class_names)
         dataset = dataset if dataset is not None else _dataset(num_classes)
         num_classes = num_classes.num_classes
     num_classes = int(num_classes)

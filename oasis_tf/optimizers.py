@@ -15,8 +15,6 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-__all__ = ["TorchAdam", "LinearWarmup", "make_optimizers"]
-
 
 def _scalar(value, dtype):
     """A hyper-parameter as a `dtype` scalar; Python numbers are converted
@@ -116,9 +114,18 @@ class TorchAdam(keras.optimizers.Adam):
         beta_2 = _scalar(self.beta_2, "float64")
         bias_correction_1 = 1.0 - ops.power(beta_1, step)
         weight = ops.cast(1.0 - beta_1, dtype)  # torch.lerp's weight, a float32 scalar
+        step_size = ops.cast(learning_rate, "float64") / bias_correction_1
+        bias_correction_2_sqrt = ops.sqrt(1.0 - ops.power(beta_2, step))
         scalars = {
-            "step_size": ops.cast(ops.cast(learning_rate, "float64") / bias_correction_1, dtype),
-            "bias_correction_2_sqrt": ops.cast(ops.sqrt(1.0 - ops.power(beta_2, step)), dtype),
+            "step_size": ops.cast(step_size, dtype),
+            "bias_correction_2_sqrt": ops.cast(bias_correction_2_sqrt, dtype),
+            # the fused kernel's lr and epsilon (see _distributed_tf_update_step)
+            "fused_lr": ops.cast(step_size * bias_correction_2_sqrt, dtype),
+            "fused_epsilon": ops.cast(_scalar(self.epsilon, "float64") * bias_correction_2_sqrt,
+                                      dtype),
+            # sqrt((1 - beta_2) / c), c = 1 - beta_2 as the fused kernel computes it
+            "fused_grad_scale": ops.cast(ops.sqrt((1.0 - beta_2) / (1.0 - ops.cast(
+                ops.cast(beta_2, dtype), "float64"))), dtype),
             "weight": weight,
             "one_minus_weight": 1 - weight,
             "beta_2": ops.cast(beta_2, dtype),
@@ -130,81 +137,54 @@ class TorchAdam(keras.optimizers.Adam):
             object.__setattr__(self, "_step_scalar_cache", (learning_rate, graph, dtype, scalars))
         return scalars
 
-    # Variables of at most this many elements are updated together (flattened
-    # and concatenated); larger ones alone, so the concatenated temporaries stay
-    # small next to the model.
-    _GROUP_MAX_ELEMENTS = 1 << 20
+    def _fusable(self):
+        """Whether the fused kernel reproduces torch's update: with ``beta_1 == 0`` (the
+        OASIS setting) torch's first moment is the gradient itself."""
+        return isinstance(self.beta_1, (int, float)) and self.beta_1 == 0
 
     def _distributed_tf_update_step(self, distribution, grads_and_vars, learning_rate):
-        """Multi-tensor update outside ``tf.distribute`` (TensorFlow backend).
+        """One fused kernel per variable outside ``tf.distribute`` (TensorFlow backend).
 
-        Small variables are updated in groups: their gradients and slots are
-        flattened and concatenated, one chain of the same element-wise float ops
-        as ``update_step`` runs on the concatenation, and the results are split
-        back and assigned. Element-wise float math is the same per element
-        whether or not the tensors are concatenated, so the result is
-        bit-identical; the traced step has ~10 ops per variable fewer. Under a
-        distribution strategy every variable is updated on its own, as Keras does.
+        ``tf.raw_ops.ResourceApplyAdam`` updates v and the variable in one pass
+        (2-3x faster than the element-wise ops for OASIS's 35M parameters on a CPU),
+        set up to compute torch's update:
+
+        * m is set to the gradient first and the kernel's ``beta1`` is 1, so its
+          ``m += (g - m) * (1 - beta1)`` leaves m exactly the gradient (torch's first
+          moment for ``beta_1 = 0``);
+        * its ``v += (g*g - v) * c`` uses ``c = 1 - float32(beta_2)`` (1.3e-5 off 0.001
+          for beta_2 = 0.999), so it gets the gradient times ``sqrt((1 - beta_2) / c)``
+          (float64): then ``c * g'^2`` is torch's ``(1 - beta_2) * g^2``;
+        * with its bias corrections off, ``lr = lr / (1 - beta_1^t) * sqrt(1 - beta_2^t)``
+          and ``epsilon = epsilon * sqrt(1 - beta_2^t)`` (float64), its
+          ``var -= lr * m / (sqrt(v) + epsilon)`` is torch's
+          ``var -= lr / (1 - beta_1^t) * m / (sqrt(v) / sqrt(1 - beta_2^t) + epsilon)``.
+
+        v and the variable then differ from the op-by-op update (``update_step``) by
+        float32 rounding only. Under a distribution strategy, and for ``beta_1 > 0``,
+        every variable runs ``update_step`` as Keras does.
         """
         grads_and_vars = list(grads_and_vars)
-        if tf.distribute.has_strategy() or any(
-                isinstance(g, tf.IndexedSlices) for g, _ in grads_and_vars):
+        if (tf.distribute.has_strategy() or not self._fusable() or any(
+                isinstance(g, tf.IndexedSlices) for g, _ in grads_and_vars)):
             return super()._distributed_tf_update_step(distribution, grads_and_vars,
                                                        learning_rate)
-        groups = {}
         for gradient, variable in grads_and_vars:
-            size = variable.shape.num_elements()
-            if size is None or size > self._GROUP_MAX_ELEMENTS:
-                self.update_step(gradient, variable, learning_rate)
-                continue
-            groups.setdefault(variable.dtype, []).append((gradient, variable, size))
-        for dtype, members in groups.items():
-            chunk, elements = [], 0
-            for member in members:
-                if chunk and elements + member[2] > self._GROUP_MAX_ELEMENTS:
-                    self._grouped_update(chunk, learning_rate, dtype)
-                    chunk, elements = [], 0
-                chunk.append(member)
-                elements += member[2]
-            self._grouped_update(chunk, learning_rate, dtype)
+            self._fused_update(gradient, variable, learning_rate)
 
-    def _grouped_update(self, members, learning_rate, dtype):
-        """``update_step`` for ``(gradient, variable, size)`` members at once."""
-        if len(members) == 1:
-            self.update_step(members[0][0], members[0][1], learning_rate)
-            return
+    def _fused_update(self, gradient, variable, learning_rate):
+        dtype = variable.dtype
+        gradient = ops.cast(gradient, dtype)
         k = self._step_scalars(learning_rate, dtype)
-        flat = tf.constant([-1])
-        slots = [self._get_variable_index(variable) for _, variable, _ in members]
-        momentums = [self._momentums[i] for i in slots]
-        velocities = [self._velocities[i] for i in slots]
-
-        def concat(tensors):
-            return tf.concat([tf.reshape(t, flat) for t in tensors], 0)
-
-        gradient = concat([ops.cast(g, dtype) for g, _, _ in members])
-        m = concat([tf.convert_to_tensor(x) for x in momentums])
-        # the same ops as update_step (see there), on the concatenation
-        if isinstance(self.beta_1, (int, float)) and self.beta_1 > 0.5:
-            m = m + (gradient - m) * k["weight"]  # AssignAdd: m + delta
-        else:
-            m = gradient - (gradient - m) * k["one_minus_weight"]
-        with tf.control_dependencies([gradient]):
-            decayed = concat([tf.convert_to_tensor(x) for x in velocities]) * k["beta_2"]
-        v = decayed + (gradient * k["one_minus_beta_2"]) * gradient
-        denom = tf.sqrt(v) / k["bias_correction_2_sqrt"] + k["epsilon"]
-        update = (m * k["step_size"]) / denom
-        sizes = [size for _, _, size in members]
-        shapes = {}
-        for (_, variable, _), m_part, v_part, update_part, momentum, velocity in zip(
-                members, tf.split(m, sizes), tf.split(v, sizes), tf.split(update, sizes),
-                momentums, velocities):
-            key = tuple(variable.shape)
-            if key not in shapes:
-                shapes[key] = tf.constant(key, tf.int32)
-            momentum.assign(tf.reshape(m_part, shapes[key]))
-            velocity.assign(tf.reshape(v_part, shapes[key]))
-            variable.assign_sub(tf.reshape(update_part, shapes[key]))
+        index = self._get_variable_index(variable)
+        m, v = self._momentums[index], self._velocities[index]
+        m.assign(gradient)
+        zero = tf.constant(0, dtype)
+        tf.raw_ops.ResourceApplyAdam(
+            var=variable.handle, m=m.handle, v=v.handle, beta1_power=zero, beta2_power=zero,
+            lr=k["fused_lr"], beta1=tf.constant(1, dtype), beta2=k["beta_2"],
+            epsilon=k["fused_epsilon"], grad=gradient * k["fused_grad_scale"],
+            use_locking=False, use_nesterov=False)
 
     def update_step(self, gradient, variable, learning_rate):
         """Update step given gradient and the associated model variable."""

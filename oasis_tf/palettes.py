@@ -27,9 +27,6 @@ Where colours repeat, a colour-coded label map cannot tell the classes apart:
 
 import numpy as np
 
-__all__ = ["ADE20K", "CITYSCAPES", "COCO_STUFF_NAMES", "SYNTHETIC", "DATASETS",
-           "dataset_classes", "voc_colormap", "default_class_names"]
-
 # (name, (r, g, b)) per class id.
 ADE20K = (
     ('unlabeled', (0, 0, 0)),  # 0

@@ -1,5 +1,6 @@
-"""tools/bench.py on the tiny configuration: one JSON line per case with the
-timing fields, and the per-op-type profile (--profile)."""
+"""tools/bench.py on the tiny configuration: the machine line, one JSON line per case with
+the timing fields, and the per-op-type profile (--profile); the matmul rates and the
+bfloat16-advantage summary."""
 
 import json
 import os
@@ -14,14 +15,17 @@ def test_bench_prints_one_json_line_per_case_with_a_profile(tmp_path):
     out = tmp_path / "bench.jsonl"
     proc = subprocess.run(
         [sys.executable, str(REPO / "tools" / "bench.py"), "--config", "tiny", "--iters", "2",
-         "--warmup", "1", "--gen_iters", "2", "--profile", "--memory_profile", "--profile_dir",
+         "--warmup", "1", "--gen_iters", "2", "--profile", "--memory_profile", "--nomatmul",
+         "--profile_dir",
          str(tmp_path / "profile"), "--output", str(out)],
         capture_output=True, text=True, timeout=600,
         env=dict(os.environ, CUDA_VISIBLE_DEVICES="", PYTHONPATH=str(REPO)))
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    assert len(lines) == 1 and "error" not in lines[0], proc.stdout[-3000:]
-    result = lines[0]
+    assert len(lines) == 2 and "error" not in lines[1], proc.stdout[-3000:]
+    machine, result = lines[0]["machine"], lines[1]
+    assert machine["threads"] == 2 and machine["cpu"] and "matmul_gflops_float32" not in machine
+    assert result["threads"] == 2
     assert result["config"] == "tiny" and result["precision"] == "float32"
     assert result["sec_per_iter"] > 0 and result["gen_images_per_sec"] > 0
     assert result["peak_memory_mb"] > 100
@@ -40,3 +44,22 @@ def test_bench_prints_one_json_line_per_case_with_a_profile(tmp_path):
     assert any(k.startswith("oasis_generator") for k in mem["by_scope_mb"]), mem
     assert sum(mem["by_scope_mb"].values()) <= mem["peak_mb"] - mem["before_iteration_mb"] + 1
     assert [json.loads(line) for line in out.read_text().splitlines()] == lines
+
+
+def test_matmul_rates_and_the_bfloat16_summary():
+    from oasis_tf.cli import bench
+
+    rates = bench.matmul_rates(size=128, repeats=2, trials=1)
+    assert rates["float32"] > 0 and rates["bfloat16"] > 0
+    f32 = {"sec_per_iter": 2.0, "gen_images_per_sec": 10.0}
+    bf16 = {"sec_per_iter": 1.0, "gen_images_per_sec": 15.0}
+    line = bench.summary("small", False, {"float32": f32, "mixed_bfloat16": bf16},
+                         {"bfloat16_matmul_ratio": 2.5})
+    assert (line["train_bfloat16_over_float32"], line["gen_bfloat16_over_float32"]) == (2.0, 1.5)
+    assert (line["train_fraction_of_bfloat16_advantage"],
+            line["gen_fraction_of_bfloat16_advantage"]) == (0.8, 0.6)
+    assert bench.summary("small", False, {"float32": f32}, {"bfloat16_matmul_ratio": 2.5}) is None
+    assert bench._versus({"sec_per_iter": 1.0, "gen_images_per_sec": 4.0, "peak_memory_mb": 900},
+                         {"sec_per_iter": 1.5, "gen_images_per_sec": 2.0,
+                          "peak_memory_mb": 1000}) == {
+        "train_speedup": 1.5, "gen_speedup": 2.0, "peak_rss_ratio": 0.9}

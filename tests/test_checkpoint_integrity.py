@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from oasis_tf.loading import load_discriminator, load_generator
+from oasis_tf.inference import load_discriminator, load_generator
 from oasis_tf.training import CheckpointManager, RunDir, build_model, train
 from oasis_tf.training.checkpoints import (MANIFEST, DamagedCheckpointError,
                                            NoWholeCheckpointError, newest_whole_checkpoint)
@@ -206,7 +206,7 @@ def test_best_and_final_networks_are_checked_too(straight, tmp_path, caplog):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
 
     _flip_middle(run / "generator.keras")
-    with caplog.at_level("WARNING", logger="oasis_tf.loading"):
+    with caplog.at_level("WARNING", logger="oasis_tf.inference.loading"):
         _, info = load_generator(run)
     assert info["source"].endswith("ckpt-00000004/ema_generator.weights.h5")
     assert "generator.keras: SHA-256 differs" in caplog.text

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 COMMANDS = {"train": "oasis-train", "generate": "oasis-generate", "evaluate": "oasis-evaluate",
             "export": "oasis-export", "convert": "oasis-convert", "tflite": "oasis-tflite",
             "studio": "oasis-studio", "demo": "oasis-demo",
-            "serving_client": "oasis-serving-client"}
+            "inspect_data": "oasis-inspect-data", "serving_client": "oasis-serving-client"}
 BENCHMARKS = ("bench", "bench_data", "trace_cost")
 
 

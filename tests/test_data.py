@@ -11,7 +11,7 @@ import tensorflow as tf
 from PIL import Image
 
 from oasis_tf import data as oasis_data
-from oasis_tf.data import pipeline, readers, synthetic
+from oasis_tf.data import decoding, pipeline, readers, synthetic, synthetic_scenes
 
 SYN_OPTS = dict(num_train=12, num_val=5, size=32, seed=0)
 
@@ -130,39 +130,39 @@ def test_load_dataset_reads_an_existing_synthetic_set_as_it_is(tmp_path, caplog)
 
 
 def test_synthetic_class_statistics():
-    counts = np.zeros(synthetic.NUM_CLASSES)
+    counts = np.zeros(synthetic_scenes.NUM_CLASSES)
     per_map = []
     top_sky = []
     for i in range(40):
-        label, inst, classes = synthetic.generate_scene([0, 0, i, 0], 64)
+        label, inst, classes = synthetic_scenes.generate_scene([0, 0, i, 0], 64)
         assert label.dtype == np.uint8 and label.shape == (64, 64)
-        assert label.max() < synthetic.NUM_CLASSES
+        assert label.max() < synthetic_scenes.NUM_CLASSES
         assert np.array_equal(np.asarray(classes)[inst], label)
-        counts += np.bincount(label.ravel(), minlength=synthetic.NUM_CLASSES)
+        counts += np.bincount(label.ravel(), minlength=synthetic_scenes.NUM_CLASSES)
         per_map.append(len(np.unique(label)))
-        top_sky.append(np.isin(label[2], [synthetic.SKY, synthetic.CLOUD]).mean())
+        top_sky.append(np.isin(label[2], [synthetic_scenes.SKY, synthetic_scenes.CLOUD]).mean())
     frac = counts / counts.sum()
     assert (frac > 0).all(), frac  # every class appears
     assert 0 < frac[0] < 0.05  # don't-care: present, small
-    assert frac[synthetic.SKY] > 0.15
+    assert frac[synthetic_scenes.SKY] > 0.15
     assert min(per_map) >= 4 and np.mean(per_map) >= 6
     assert np.mean(top_sky) > 0.8  # sky on top
-    assert synthetic.PALETTE.shape == (synthetic.NUM_CLASSES, 3)
-    assert len(synthetic.CLASS_NAMES) == synthetic.NUM_CLASSES
-    assert synthetic.colorize_label(label).shape == (64, 64, 3)
+    assert synthetic_scenes.PALETTE.shape == (synthetic_scenes.NUM_CLASSES, 3)
+    assert len(synthetic_scenes.CLASS_NAMES) == synthetic_scenes.NUM_CLASSES
+    assert synthetic_scenes.colorize_label(label).shape == (64, 64, 3)
 
 
 def test_one_label_map_many_images():
-    label, inst, classes = synthetic.generate_scene(7, 32)
-    images = [synthetic.render_scene(label, inst, classes, seed=s) for s in range(4)]
+    label, inst, classes = synthetic_scenes.generate_scene(7, 32)
+    images = [synthetic_scenes.render_scene(label, inst, classes, seed=s) for s in range(4)]
     for img in images:
         assert img.dtype == np.uint8 and img.shape == (32, 32, 3)
-    assert np.array_equal(images[0], synthetic.render_scene(label, inst, classes, seed=0))
+    assert np.array_equal(images[0], synthetic_scenes.render_scene(label, inst, classes, seed=0))
     for a in range(4):
         for b in range(a + 1, 4):
             assert np.abs(images[a].astype(int) - images[b].astype(int)).mean() > 5
     # rendering without instances works too
-    assert synthetic.render_scene(label, seed=1).shape == (32, 32, 3)
+    assert synthetic_scenes.render_scene(label, seed=1).shape == (32, 32, 3)
 
 
 # ---------------------------------------------------------------------------
@@ -402,7 +402,7 @@ def test_bad_image_names_file_and_skip(tmp_path):
     with open(lab, "wb") as f:
         f.write(head)
     with pytest.raises(ValueError, match="ex2.png"):
-        pipeline.decode_pair(os.path.join(root, "train", "images", "ex2.png"), lab, 5)
+        decoding.decode_pair(os.path.join(root, "train", "images", "ex2.png"), lab, 5)
 
 
 def test_label_that_is_not_a_png_is_refused(tmp_path):
@@ -414,7 +414,7 @@ def test_label_that_is_not_a_png_is_refused(tmp_path):
         im.convert("L").save(lab, format="JPEG", quality=90)
     image = os.path.join(root, "train", "images", "ex1.png")
     with pytest.raises(ValueError, match=r"label file .*ex1\.png is not a PNG \(a JPEG file\)"):
-        pipeline.decode_pair(image, lab, 5)
+        decoding.decode_pair(image, lab, 5)
     with open(lab, "rb") as f:
         data = f.read()
     with pytest.raises(ValueError, match="stored-name is not a PNG"):
@@ -428,13 +428,13 @@ def test_layout_table_is_the_one_source():
     from oasis_tf.config import DATASETS
     from oasis_tf.data import layouts
 
-    assert DATASETS == readers.LAYOUTS == layouts.LAYOUTS
+    assert DATASETS == layouts.LAYOUTS
     for name, layout in layouts.LAYOUT_TABLE.items():
         assert callable(getattr(readers, layout.reader)), layout
         if layout.num_classes is not None:
             assert pipeline.dataset_num_classes(name) == layout.num_classes
     assert pipeline.DEFAULT_NUM_CLASSES == {"ade20k": 151, "cityscapes": 35, "coco_stuff": 183,
-                                            "synthetic": synthetic.NUM_CLASSES}
+                                            "synthetic": synthetic_scenes.NUM_CLASSES}
     assert [n for n, x in layouts.LAYOUT_TABLE.items() if x.label_mapping] == ["coco_stuff"]
     assert synthetic.resolve_options((32, 48)) == dict(synthetic.DEFAULT_OPTIONS, size=48)
     with pytest.raises(ValueError, match="unknown synthetic_options"):

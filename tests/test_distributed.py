@@ -30,7 +30,7 @@ MIRRORED_STEP = textwrap.dedent("""
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
     import oasis_tf
-    from oasis_tf.vgg_loss import _CONV_CHANNELS
+    from oasis_tf.losses.vgg import _CONV_CHANNELS
 
     rng = np.random.default_rng(0)
     vgg_state = {}

@@ -13,10 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from oasis_tf.inference import generate
-from oasis_tf.metrics import fid_from_features
-from oasis_tf.metrics.evaluate import (NOT_COMPARABLE, evaluate_generator, format_class_table, format_report,
-                                      load_generator, make_extractor, write_report)
+from oasis_tf.inference import generate, load_generator
+from oasis_tf.metrics import (NOT_COMPARABLE, evaluate_generator, fid_from_features,
+                              format_class_table, format_report, make_extractor, write_report)
 from oasis_tf.models.generator import OASISGenerator
 from reference import find_reference_dir
 
@@ -196,7 +195,7 @@ def test_load_generator_from_run_folder(tmp_path, caplog):
     from oasis_tf.convert import save_network
 
     save_network(source, run / "generator.keras")  # what a finished run holds
-    with caplog.at_level("WARNING", logger="oasis_tf.loading"):  # no run manifest yet
+    with caplog.at_level("WARNING", logger="oasis_tf.inference.loading"):  # no run manifest yet
         loaded, info = load_generator(run)
     assert info["source"].endswith("ema_generator.weights.h5")
     assert "manifest.json: missing" in caplog.text

@@ -14,7 +14,7 @@ import tensorflow as tf
 from PIL import Image
 
 from oasis_tf.config import load_config
-from oasis_tf.metrics.evaluate import GeneratorFID
+from oasis_tf.metrics import GeneratorFID
 from oasis_tf.training import CheckpointManager, build_model, create_run_dir
 from oasis_tf.training.callbacks import RunContext
 from oasis_tf.training.checkpoints import read_state

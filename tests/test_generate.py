@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 import oasis_tf
-from oasis_tf import generate as gen
-from oasis_tf import inference
+from oasis_tf import images, inference
+from oasis_tf.inference import OASISPipeline
 from reference import assert_images_match, small_generator, stand_in_generator
 
 
@@ -22,6 +22,11 @@ from reference import assert_images_match, small_generator, stand_in_generator
 @pytest.fixture(scope="module")
 def generator():
     return small_generator()
+
+
+@pytest.fixture(scope="module")
+def pipeline(generator):
+    return OASISPipeline.from_generator(generator)
 
 
 def _two_region_label(num_classes):
@@ -32,10 +37,10 @@ def _two_region_label(num_classes):
 
 
 # ------------------------------------------------------------ noise helpers
-def test_resample_noise_changes_only_the_chosen_classes(generator):
+def test_resample_noise_changes_only_the_chosen_classes(generator, pipeline):
     label = _two_region_label(generator.num_classes)
     base = inference.seeded_noise([0], generator.z_dim).numpy()
-    noise = gen.resample_noise(generator, label, base_seed=0, classes=[2], seeds=[5, 6])
+    noise = pipeline.resample_noise(label, base_seed=0, classes=[2], seeds=[5, 6])
     assert noise.shape == (2, 64, 64, generator.z_dim)
     inside = label == 2
     for n in noise:
@@ -45,7 +50,7 @@ def test_resample_noise_changes_only_the_chosen_classes(generator):
         np.testing.assert_array_equal(n[inside], np.broadcast_to(n[inside][0], n[inside].shape))
     assert not np.array_equal(noise[0][inside], noise[1][inside])  # per seed
     # several classes: each gets its own vector
-    two = gen.resample_noise(generator, label, 0, [1, 2], [5])[0]
+    two = pipeline.resample_noise(label, 0, [1, 2], [5])[0]
     assert not np.array_equal(two[label == 1][0], two[label == 2][0])
 
 
@@ -60,10 +65,10 @@ def test_resample_class_noise_accepts_noise_maps():
                                          (4, 3)))
 
 
-def test_resampled_region_changes_more_than_far_pixels(generator):
+def test_resampled_region_changes_more_than_far_pixels(generator, pipeline):
     label = _two_region_label(generator.num_classes)
-    base = gen.sample_images(generator, label, [0]).astype(np.float64)
-    edited = gen.resample_images(generator, label, 0, [2], [11, 12]).astype(np.float64)
+    base = pipeline.generate(label, [0]).astype(np.float64)
+    edited = pipeline.resample(label, 0, [2], [11, 12]).astype(np.float64)
     diff = np.abs(edited - base).mean(axis=(0, 3))  # [H, W]
     inside = diff[:, 40:].mean()
     far = diff[:, :16].mean()  # >= 24 pixels from the region
@@ -73,11 +78,11 @@ def test_resampled_region_changes_more_than_far_pixels(generator):
     assert inside > 2.0 * far + 1e-9, (inside, far)
 
 
-def test_interpolation_endpoints_are_the_seeds(generator):
+def test_interpolation_endpoints_are_the_seeds(generator, pipeline):
     label = _two_region_label(generator.num_classes)
-    strip = gen.interpolate_images(generator, label, 3, 8, steps=5)
+    strip = pipeline.interpolate(label, 3, 8, steps=5)
     assert strip.shape == (5, 64, 64, 3) and strip.dtype == np.uint8
-    ends = gen.sample_images(generator, label, [3, 8])
+    ends = pipeline.generate(label, [3, 8])
     assert_images_match(strip[[0, -1]], ends)  # a batch of 5 against one of 2
     for mode in ("slerp", "linear"):
         z = inference.seeded_noise([3, 8], 4).numpy()
@@ -90,7 +95,7 @@ def test_interpolation_endpoints_are_the_seeds(generator):
 
 def test_samples_match_seeded_generate(generator):
     label = _two_region_label(generator.num_classes)
-    got = gen.sample_images(generator, label, [4, 5, 6], batch_size=2)
+    got = OASISPipeline.from_generator(generator, batch_size=2).generate(label, [4, 5, 6])
     want = inference.generate(generator, np.stack([label] * 3), seed=[4, 5, 6]).numpy()
     assert_images_match(got, want)  # batches of 2 against one of 3
 
@@ -98,16 +103,16 @@ def test_samples_match_seeded_generate(generator):
 def test_read_label_png_checks(tmp_path):
     grey = tmp_path / "ok.png"
     Image.fromarray(np.full((8, 8), 2, np.uint8)).save(grey)
-    assert gen.read_label_png(str(grey), 3, (8, 8)).dtype == np.int32
+    assert images.read_label_png(str(grey), 3, (8, 8)).dtype == np.int32
     with pytest.raises(ValueError, match="class id"):
-        gen.read_label_png(str(grey), 2, (8, 8))
+        images.read_label_png(str(grey), 2, (8, 8))
     with pytest.raises(ValueError, match="resize_labels"):
-        gen.read_label_png(str(grey), 3, (16, 16))
-    assert gen.read_label_png(str(grey), 3, (16, 16), resize=True).shape == (16, 16)
+        images.read_label_png(str(grey), 3, (16, 16))
+    assert images.read_label_png(str(grey), 3, (16, 16), resize=True).shape == (16, 16)
     rgb = tmp_path / "rgb.png"
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(rgb)
     with pytest.raises(ValueError, match="single-channel"):
-        gen.read_label_png(str(rgb), 3)
+        images.read_label_png(str(rgb), 3)
 
 
 def test_dataset_label_maps_synthetic(tmp_path):
@@ -115,7 +120,7 @@ def test_dataset_label_maps_synthetic(tmp_path):
 
     # a small set written first: read as it is (a missing folder would get the default set)
     write_synthetic_dataset(str(tmp_path / "syn"), num_train=2, num_val=3, size=64, seed=0)
-    maps = gen.dataset_label_maps("synthetic", str(tmp_path / "syn"), (64, 64), split="val",
+    maps = inference.dataset_label_maps("synthetic", str(tmp_path / "syn"), (64, 64), split="val",
                                   max_images=2)
     assert len(maps) == 2 and maps[0][1].shape == (64, 64) and maps[0][1].dtype == np.int32
     assert len(os.listdir(tmp_path / "syn" / "images" / "training")) == 2  # not rewritten
@@ -148,12 +153,12 @@ def test_tool_samples_resample_and_interpolate(tool_inputs, tmp_path, run_cli):
     manifest = json.loads((out / "generation.json").read_text())
     assert manifest["mode"] == "sample" and manifest["seeds"] == [3, 4]
     # the tool's image is the shared inference function's
-    g_model, _ = gen.load_generator(g)
-    label = gen.read_label_png(str(tool_inputs / "labels" / "a.png"), 5, (64, 64))
+    g_model, _ = inference.load_generator(g)
+    label = images.read_label_png(str(tool_inputs / "labels" / "a.png"), 5, (64, 64))
     want = inference.generate(g_model, label[None], seed=[3]).numpy()[0]
     assert_images_match(np.asarray(Image.open(out / "a_s3.png")), want)
     colour = np.asarray(Image.open(out / "a_label.png"))
-    np.testing.assert_array_equal(colour, gen.colorize(label, gen.palette_for(g_model)))
+    np.testing.assert_array_equal(colour, images.colorize(label, images.palette_for(g_model)))
 
     out2 = tmp_path / "edit"
     r = run_cli("generate", "--generator", g, "--labels", str(tool_inputs / "labels" / "a.png"),

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from oasis_tf import metrics
+from oasis_tf.metrics import extractors
 from oasis_tf.metrics import fid as fid_module
 
 
@@ -232,15 +233,15 @@ def test_keras_inception_preprocessing():
 
 
 def test_keras_inception_missing_weights_error(tmp_path, monkeypatch):
-    if os.path.exists(os.path.join("/tmp", ".keras", "models", fid_module.KERAS_INCEPTION_WEIGHTS_FILE)):
+    if os.path.exists(os.path.join("/tmp", ".keras", "models", extractors.KERAS_INCEPTION_WEIGHTS_FILE)):
         pytest.skip("weights are cached in /tmp/.keras on this machine")
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     with pytest.raises(FileNotFoundError) as info:
         metrics.KerasInceptionV3Extractor()
     message = str(info.value)
-    assert str(tmp_path / "keras_home" / "models" / fid_module.KERAS_INCEPTION_WEIGHTS_FILE) in message
-    assert fid_module.KERAS_INCEPTION_WEIGHTS_URL in message and "weights_path" in message
+    assert str(tmp_path / "keras_home" / "models" / extractors.KERAS_INCEPTION_WEIGHTS_FILE) in message
+    assert extractors.KERAS_INCEPTION_WEIGHTS_URL in message and "weights_path" in message
     with pytest.raises(FileNotFoundError, match="missing.h5"):
         metrics.KerasInceptionV3Extractor(weights_path=str(tmp_path / "missing.h5"))
     assert metrics.KerasInceptionV3Extractor.comparable_with_papers is False

@@ -1,4 +1,5 @@
-"""OASIS Studio: the model object, the /generate API (gradio_client) and a real browser.
+"""OASIS Studio: the pipeline it runs, the canvas, the /generate API (gradio_client) and a
+real browser.
 
 One tiny exported model and one studio server on 127.0.0.1 for the whole session; a
 second server with a login and files kept one second shows that a login guards the
@@ -20,9 +21,9 @@ import pytest
 from PIL import Image
 
 from oasis_tf import images, inference
-from oasis_tf import generate as gen
+from oasis_tf.inference import OASISPipeline
 from oasis_tf.models.generator import OASISGenerator
-from oasis_tf.studio.model import StudioModel, canvas_scale
+from oasis_tf.studio.canvas import canvas_scale, example_label_maps, label_from_canvas
 
 SIZE = (32, 32)
 
@@ -56,18 +57,21 @@ def export_dir(generator, tmp_path_factory):
 
 
 def _label(model, index=0):
-    return model.examples(index + 1)[index][1]
+    return example_label_maps(model, index + 1)[index][1]
 
 
-def test_studio_model_from_generator(generator):
-    model = StudioModel.from_generator(generator)
+def test_pipeline_from_generator(generator):
+    model = OASISPipeline.from_generator(generator)
     assert model.class_names[1] == "sky" and model.palette.shape == (12, 3)
     label = _label(model)
     np.testing.assert_array_equal(model.generate(label, [3, 4]),
                                   inference.generate(generator, np.stack([label] * 2),
                                                      seed=[3, 4]).numpy())
+    noise = inference.resample_class_noise(inference.seeded_noise([3, 3], generator.z_dim),
+                                           np.stack([label] * 2), [1, 4], [7, 8])
     np.testing.assert_array_equal(model.resample(label, 3, [1, 4], [7, 8]),
-                                  gen.resample_images(generator, label, 3, [1, 4], [7, 8]))
+                                  inference.generate(generator, np.stack([label] * 2),
+                                                     noise=noise).numpy())
     strip = model.interpolate(label, 3, 4, steps=3)
     ends = model.generate(label, [3, 4])
     assert strip.shape == (3,) + SIZE + (3,)
@@ -77,16 +81,16 @@ def test_studio_model_from_generator(generator):
 
 
 def test_label_from_canvas(generator):
-    model = StudioModel.from_generator(generator)
+    model = OASISPipeline.from_generator(generator)
     label = _label(model)
     scale = canvas_scale(SIZE)
     canvas = model.colorize(label, scale)
     rgba = np.concatenate([canvas, np.full(canvas.shape[:2] + (1,), 255, np.uint8)], -1)
     # anti-aliased stroke edges: blends of two palette colours snap to one of them
     rgba[::scale, ::scale, :3] = (rgba[::scale, ::scale, :3] // 2 + 60).astype(np.uint8)
-    np.testing.assert_array_equal(model.label_from_canvas(rgba, scale), label)
+    np.testing.assert_array_equal(label_from_canvas(model, rgba, scale), label)
     rgba[:scale * 4, :scale * 4, 3] = 0  # erased to transparent: class 0
-    got = model.label_from_canvas(rgba, scale)
+    got = label_from_canvas(model, rgba, scale)
     assert (got[:4, :4] == 0).all() and (got[4:] == label[4:]).all()
 
 
@@ -104,7 +108,7 @@ def studio(export_dir, tmp_path_factory):
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from oasis_tf.studio import build_app, launch
 
-    model = StudioModel.load(export_dir)
+    model = OASISPipeline.from_pretrained(export_dir)
     app = build_app(model, workdir=tmp_path_factory.mktemp("studio_files"))
     url = launch(app, host="127.0.0.1", port=_free_port(), block=False, quiet=True)
     yield url, model, export_dir
@@ -291,7 +295,7 @@ def guarded_studio(export_dir, tmp_path_factory):
     previous = os.environ.get("GRADIO_TEMP_DIR")
     os.environ["GRADIO_TEMP_DIR"] = str(work / "gradio")
     try:
-        model = StudioModel.load(export_dir)
+        model = OASISPipeline.from_pretrained(export_dir)
         app = build_app(model, workdir=work, keep_seconds=1)
         url = launch(app, host="127.0.0.1", port=_free_port(), block=False, quiet=True,
                      auth=read_auth_file(users))

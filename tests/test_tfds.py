@@ -13,7 +13,7 @@ from PIL import Image
 
 tfds = pytest.importorskip("tensorflow_datasets")
 
-from oasis_tf.data import load_dataset, pipeline, readers, tfds_builders  # noqa: E402
+from oasis_tf.data import decoding, load_dataset, readers, tfds_builders  # noqa: E402
 
 
 def _write_ade20k(root, n_train=5, n_val=2, h=24, w=32, classes=151, seed=0):
@@ -63,7 +63,7 @@ def test_tfds_load_matches_files(built):
     for ex in examples:
         name = ex["file_name"].decode()
         image_path, label_path = pairs[name]
-        image, label = pipeline.decode_pair(image_path, label_path, 151)
+        image, label = decoding.decode_pair(image_path, label_path, 151)
         # TF's and PIL's JPEG decoders differ by a few levels (the bytes are equal below)
         np.testing.assert_allclose(ex["image"].astype(int), image.astype(int), atol=12)
         np.testing.assert_array_equal(ex["label"][..., 0], label)

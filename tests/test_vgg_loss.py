@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from oasis_tf import losses
-from oasis_tf.vgg_loss import VGGLoss, vgg_loss_from_config
+from oasis_tf.losses.vgg import VGGLoss, vgg_loss_from_config
 
 torch = pytest.importorskip("torch")
 
@@ -102,7 +102,7 @@ def test_keras_imagenet_layers_map_to_torchvision_indices(monkeypatch):
     ImageNet file is a download) and preprocesses like Keras' VGG19 expects."""
     import keras
 
-    from oasis_tf import vgg_loss
+    from oasis_tf.losses import vgg as vgg_loss
 
     original = keras.applications.VGG19
     monkeypatch.setattr(keras.applications, "VGG19",

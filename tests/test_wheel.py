@@ -20,7 +20,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 COMMANDS = ("oasis-train", "oasis-generate", "oasis-evaluate", "oasis-export",
             "oasis-convert", "oasis-tflite", "oasis-studio", "oasis-demo",
-            "oasis-serving-client")
+            "oasis-inspect-data", "oasis-serving-client")
 # a model that traces in seconds (the dry run builds it and runs one step)
 TINY = ["model.g_channels=4", "model.d_channels=4", "model.z_dim=4", "model.num_res_blocks=2",
         "model.spade_hidden=8", "train.batch_size=2"]

@@ -148,7 +148,7 @@ while read -r impl config precision xla; do
     if [ "$impl" = oasis_tf ]; then
       cmd=("$PYTHON" "$REPO/tools/bench.py" "${size[@]}" --precision "$precision"
            --xla "$xla" --iters "$ITERS" --warmup "$WARMUP" --gen_iters "$GEN_ITERS"
-           --output "$out")
+           --threads "$(nproc 2>/dev/null || echo 2)" --nomatmul --output "$out")
     else
       device=cuda; [ "$DRY" = 1 ] && device=cpu
       cmd=("$PYTHON" "$REPO/tools/bench_official.py" --official_root "$OFFICIAL_ROOT"

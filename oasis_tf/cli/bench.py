@@ -3,6 +3,9 @@
     python tools/bench.py --config small --precision float32,mixed_bfloat16 --xla false,true
     python tools/bench.py --config ade20k --iters 3 --warmup 1 --gen_iters 3
     python -m oasis_tf.cli.bench --config tiny --iters 2     # the same, installed
+    # both codes side by side in one run, with the machine's bfloat16 advantage
+    python tools/bench.py --config small,ade20k --precision float32,mixed_bfloat16 \
+        --official_root /path/to/OASIS
 
 Each case (configuration x precision policy x XLA) runs in its own process (the
 peak memory of one case is not mixed with another's) and reports:
@@ -39,7 +42,24 @@ those of the named configuration. Each result also has ``train_images_per_sec``
 generator calls; the same number as ``peak_memory_mb`` there). tools/gpu_bench.sh
 runs the GPU configurations side by side with the official code.
 
-Random inputs; weights as initialised (speed does not depend on them).
+Random inputs; weights as initialised (speed does not depend on them). Every case runs
+with ``--threads`` TensorFlow threads (intra- and inter-op; default 2, as the official
+benchmark's ``torch.set_num_threads``).
+
+The machine (first line, ``{"machine": ...}``): the CPU's model and native bfloat16
+flags, and its float32 and bfloat16 matmul rates (GFLOP/s of a 2048x2048 matmul with
+``--threads`` threads: one warm-up, best of 5, the best of 3 such trials, as the rate
+of a shared machine varies from minute to minute) and their ratio, the hardware's
+bfloat16 advantage. ``--nomatmul`` skips it.
+
+With ``--official_root`` (a checkout of boschresearch/OASIS; needs torch and this
+checkout's ``tools/bench_official.py``) the official code runs each configuration first
+(float32, its only precision) and every case of ours gets ``vs_official``: training
+and generation speed-ups and the peak-RSS ratio. For every configuration measured in
+float32 and mixed_bfloat16 a ``{"summary": ...}`` line gives the fraction of the
+hardware's bfloat16 advantage the code turns into speed: (bfloat16 speed-up /
+float32 speed-up) / (bfloat16 matmul rate / float32 matmul rate), for training and
+for generation (1 = all of it).
 
 ``--memory_profile`` adds ``memory_profile``: the live tensors at the peak of one
 training iteration, grouped by the op scope that allocated them (each network call,
@@ -69,8 +89,8 @@ from oasis_tf.cli import common
 from oasis_tf.cli.standalone import CONFIGS, height_width, peak_rss_mb, resolve_config
 
 FLAGS = common.new_flags()
-flags.DEFINE_string("config", "small", f"Named configuration: {', '.join(CONFIGS)}.",
-                    flag_values=FLAGS)
+flags.DEFINE_list("config", ["small"], f"Named configurations: {', '.join(CONFIGS)}.",
+                  flag_values=FLAGS)
 flags.DEFINE_integer("batch", None, "Batch size instead of the configuration's.",
                      flag_values=FLAGS)
 flags.DEFINE_string("image_size", None, "Image size N or HxW instead of the configuration's.",
@@ -95,7 +115,15 @@ flags.DEFINE_string("profile_dir", "/tmp/oasis_tf_bench_profile", "Where --profi
 flags.DEFINE_bool("memory_profile", False, "Add the live tensors at the peak of one "
                   "training iteration, by scope (CPU: runs the case with the BFC allocator).",
                   flag_values=FLAGS)
+flags.DEFINE_integer("threads", 2, "TensorFlow intra- and inter-op threads of every case "
+                     "and of the matmul rate.", lower_bound=1, flag_values=FLAGS)
+flags.DEFINE_bool("matmul", True, "Measure the machine's float32 and bfloat16 matmul rates "
+                  "first.", flag_values=FLAGS)
+flags.DEFINE_string("official_root", None, "A checkout of the official OASIS code: run it "
+                    "too (tools/bench_official.py) and compare.", flag_values=FLAGS)
 flags.DEFINE_bool("child", False, "Internal: run one case in this process.", flag_values=FLAGS)
+flags.DEFINE_bool("child_matmul", False, "Internal: measure the matmul rates in this "
+                  "process.", flag_values=FLAGS)
 
 
 def _peak_memory_mb():
@@ -310,55 +338,190 @@ def run_case(name, policy, xla, iters, warmup, gen_iters, profile_dir=None,
             "device": "GPU" if on_gpu else "CPU",
             **({"device_name": _gpu_name(), "peak_device_memory_mb": round(
                 _peak_memory_mb(), 1)} if on_gpu else {}),
-            "threads": os.cpu_count(), **({"profile": profile} if profile else {}),
+            "threads": tf.config.threading.get_intra_op_parallelism_threads(),
+            **({"profile": profile} if profile else {}),
             **({"memory_profile": memory_profile} if memory_profile else {})}
+
+
+def _set_threads(threads):
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+    tf.config.threading.set_inter_op_parallelism_threads(int(threads))
+
+
+def matmul_rates(size=2048, repeats=5, trials=3):
+    """GFLOP/s of a ``size`` x ``size`` matmul in float32 and in bfloat16 (each: one
+    warm-up, the best of ``repeats``; the best of ``trials`` such measurements)."""
+    import time
+
+    import tensorflow as tf
+
+    a = tf.random.stateless_normal([size, size], seed=[0, 1])
+    b = tf.random.stateless_normal([size, size], seed=[0, 2])
+    flops = 2.0 * size ** 3
+    rates = {}
+    for dtype in (tf.float32, tf.bfloat16):
+        x, y = tf.cast(a, dtype), tf.cast(b, dtype)
+        best = float("inf")
+        for _ in range(trials):
+            float(tf.reduce_sum(tf.matmul(x[:8], y)))  # warm-up
+            for _ in range(repeats):
+                start = time.perf_counter()
+                float(tf.matmul(x, y)[0, 0])  # the float() waits for the matmul
+                best = min(best, time.perf_counter() - start)
+        rates[dtype.name] = round(flops / best / 1e9, 1)
+    return rates
+
+
+def machine():
+    """The CPU model, its native bfloat16 flags and (``--matmul``) the matmul rates."""
+    from oasis_tf.training import hardware
+
+    info = {"cpu": _cpu_model(), "native_bfloat16_flags": hardware.native_bfloat16_flags(),
+            "threads": FLAGS.threads}
+    if FLAGS.matmul:
+        rates = _run_child(["--child_matmul"], {})
+        if "error" in rates:
+            info["matmul_error"] = rates["error"]
+        else:
+            info.update(matmul_gflops_float32=rates["float32"],
+                        matmul_gflops_bfloat16=rates["bfloat16"],
+                        bfloat16_matmul_ratio=round(rates["bfloat16"] / rates["float32"], 3))
+    return info
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def _run_child(args, env_extra, command=None):
+    """The ``BENCH`` JSON line of a child process (``{"error": ...}`` when it has none)."""
+    cmd = command or [sys.executable, "-m", "oasis_tf.cli.bench", "--threads",
+                      str(FLAGS.threads)]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **env_extra)
+    proc = subprocess.run(cmd + args, capture_output=True, text=True, env=env)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("BENCH ")]
+    if proc.returncode or not lines:
+        return {"error": (proc.stderr or proc.stdout)[-1500:]}
+    return json.loads(lines[-1][len("BENCH "):])
+
+
+def _official(name, config):
+    """The official code's record of configuration ``name`` (tools/bench_official.py)."""
+    from pathlib import Path
+
+    tool = Path(__file__).resolve().parents[2] / "tools" / "bench_official.py"
+    if not tool.is_file():
+        raise common.UsageError("--official_root needs a checkout of oasis_tf: its "
+                                "tools/bench_official.py runs the official code")
+    size = config["image_size"]
+    args = ["--child", "--official_root", FLAGS.official_root, "--config", name,
+            "--iters", str(FLAGS.iters), "--warmup", str(FLAGS.warmup),
+            "--gen_iters", str(FLAGS.gen_iters), "--threads", str(FLAGS.threads),
+            "--batch", str(config["batch"]), "--num_classes", str(config["num_classes"]),
+            "--image_size", str(size) if isinstance(size, int) else f"{size[0]}x{size[1]}"]
+    return _run_child(args, {}, command=[sys.executable, str(tool)])
+
+
+def _versus(ours, official):
+    """Speed-ups and the memory ratio of one of our records over the official's."""
+    if "error" in ours or official is None or "error" in official:
+        return None
+    return {"train_speedup": round(official["sec_per_iter"] / ours["sec_per_iter"], 3),
+            "gen_speedup": round(ours["gen_images_per_sec"] / official["gen_images_per_sec"], 3),
+            "peak_rss_ratio": round(ours["peak_memory_mb"] / official["peak_memory_mb"], 3)}
+
+
+def summary(name, xla, results, machine_info):
+    """The fraction of the bfloat16 matmul advantage that training and generation turn
+    into speed, for one configuration measured in float32 and mixed_bfloat16."""
+    f32, bf16 = results.get("float32"), results.get("mixed_bfloat16")
+    ratio = machine_info.get("bfloat16_matmul_ratio")
+    if f32 is None or bf16 is None or "error" in f32 or "error" in bf16 or not ratio:
+        return None
+    train = f32["sec_per_iter"] / bf16["sec_per_iter"]
+    gen = bf16["gen_images_per_sec"] / f32["gen_images_per_sec"]
+    return {"config": name, "xla": xla, "bfloat16_matmul_ratio": ratio,
+            "train_bfloat16_over_float32": round(train, 3),
+            "gen_bfloat16_over_float32": round(gen, 3),
+            "train_fraction_of_bfloat16_advantage": round(train / ratio, 3),
+            "gen_fraction_of_bfloat16_advantage": round(gen / ratio, 3)}
+
+
+def _emit(record):
+    line = json.dumps(record)
+    print(line, flush=True)
+    if FLAGS.output:
+        with open(FLAGS.output, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
 
 
 def main(argv):
     common.reject_arguments(argv)
     try:
-        config = resolve_config(FLAGS.config, FLAGS.batch, FLAGS.image_size,
-                                FLAGS.num_classes)
+        configs = {name: resolve_config(name, FLAGS.batch, FLAGS.image_size,
+                                        FLAGS.num_classes) for name in FLAGS.config}
     except ValueError as error:
         raise common.UsageError(str(error)) from None
     xla_values = [v.lower() in ("1", "true", "yes", "on") for v in FLAGS.xla]
+    if FLAGS.child_matmul or FLAGS.child:
+        _set_threads(FLAGS.threads)  # before any other TensorFlow op
+    if FLAGS.child_matmul:
+        print("BENCH " + json.dumps(matmul_rates()), flush=True)
+        return
     if FLAGS.child:
-        result = run_case(FLAGS.config, FLAGS.precision[0], xla_values[0], FLAGS.iters,
+        name = FLAGS.config[0]
+        result = run_case(name, FLAGS.precision[0], xla_values[0], FLAGS.iters,
                           FLAGS.warmup, FLAGS.gen_iters,
                           profile_dir=FLAGS.profile_dir if FLAGS.profile else None,
                           memory_profile_dir=(FLAGS.profile_dir + "-memory"
                                               if FLAGS.memory_profile else None),
-                          config=config)
+                          config=configs[name])
         print("BENCH " + json.dumps(result), flush=True)
         return
-    for policy in FLAGS.precision:
+    machine_info = machine()
+    _emit({"machine": machine_info})
+    for name, config in configs.items():
+        official = None
+        if FLAGS.official_root:
+            official = _official(name, config)
+            _emit(official)
         for xla in xla_values:
-            cmd = [sys.executable, "-m", "oasis_tf.cli.bench", "--child", "--config",
-                   FLAGS.config, "--precision", policy, "--xla", str(xla).lower(),
-                   "--iters", str(FLAGS.iters), "--warmup", str(FLAGS.warmup),
-                   "--gen_iters", str(FLAGS.gen_iters),
-                   f"--profile={str(FLAGS.profile).lower()}",
-                   f"--memory_profile={str(FLAGS.memory_profile).lower()}",
-                   "--profile_dir", os.path.join(FLAGS.profile_dir,
-                                                 f"{FLAGS.config}-{policy}-xla{int(xla)}")]
-            cmd += [f"--{key}={value}" for key, value in (
-                ("batch", FLAGS.batch), ("image_size", FLAGS.image_size),
-                ("num_classes", FLAGS.num_classes)) if value is not None]
-            env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-            if FLAGS.memory_profile:  # the CPU allocator reports allocations only then
-                env["TF_CPU_ALLOCATOR_USE_BFC"] = "true"
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-            lines = [l for l in proc.stdout.splitlines() if l.startswith("BENCH ")]
-            if proc.returncode or not lines:
-                result = {"config": FLAGS.config, "precision": policy, "xla": xla,
-                          "error": (proc.stderr or proc.stdout)[-1500:]}
-            else:
-                result = json.loads(lines[-1][len("BENCH "):])
-            line = json.dumps(result)
-            print(line, flush=True)
-            if FLAGS.output:
-                with open(FLAGS.output, "a", encoding="utf-8") as f:
-                    f.write(line + "\n")
+            results = {}
+            for policy in FLAGS.precision:
+                args = ["--child", "--config", name, "--precision", policy,
+                        "--xla", str(xla).lower(), "--iters", str(FLAGS.iters),
+                        "--warmup", str(FLAGS.warmup), "--gen_iters", str(FLAGS.gen_iters),
+                        f"--profile={str(FLAGS.profile).lower()}",
+                        f"--memory_profile={str(FLAGS.memory_profile).lower()}",
+                        "--profile_dir", os.path.join(FLAGS.profile_dir,
+                                                      f"{name}-{policy}-xla{int(xla)}")]
+                args += [f"--{key}={value}" for key, value in (
+                    ("batch", FLAGS.batch), ("image_size", FLAGS.image_size),
+                    ("num_classes", FLAGS.num_classes)) if value is not None]
+                # the CPU allocator reports allocations to the profiler only with BFC
+                env = {"TF_CPU_ALLOCATOR_USE_BFC": "true"} if FLAGS.memory_profile else {}
+                result = _run_child(args, env)
+                if "error" in result:
+                    result = {"config": name, "precision": policy, "xla": xla, **result}
+                versus = _versus(result, official)
+                if versus is not None:
+                    result["vs_official"] = versus
+                results[policy] = result
+                _emit(result)
+            line = summary(name, xla, results, machine_info)
+            if line is not None:
+                _emit({"summary": line})
 
 
 def run(argv=None):

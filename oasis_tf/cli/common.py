@@ -31,8 +31,6 @@ from absl import flags
 
 from oasis_tf.cli.standalone import parse_image_size
 
-__all__ = []  # commands import this module by name
-
 _HELP_FLAGS = ("--help", "-h", "--helpfull", "-help")
 
 
@@ -98,18 +96,35 @@ def official_checkpoint(fv):
             "num_classes": fv["num_classes"].value}
 
 
-def load_generator(fv, name="generator", checkpoint=None):
-    """``(generator, info)`` of ``oasis_tf.loading.load_generator`` for the flag
-    ``name`` with the official-checkpoint flags."""
-    from oasis_tf.loading import OFFICIAL_SUFFIXES
-    from oasis_tf.loading import load_generator as load
+def _model_source(fv, name):
+    """``(path, official-checkpoint arguments)`` of the flag ``name``."""
+    from oasis_tf.inference import OFFICIAL_SUFFIXES
 
     path = fv[name].value
     official = official_checkpoint(fv)
     if str(path).lower().endswith(OFFICIAL_SUFFIXES) and official["image_size"] is None:
         raise UsageError(f"--image_size H,W is required for an official state dict "
                          f"(--{name} {path})")
+    return path, official
+
+
+def load_generator(fv, name="generator", checkpoint=None):
+    """``(Keras generator, info)`` of ``oasis_tf.inference.load_generator`` for the flag
+    ``name`` with the official-checkpoint flags (for commands that need the network)."""
+    from oasis_tf.inference import load_generator as load
+
+    path, official = _model_source(fv, name)
     return load(path, checkpoint=checkpoint, **official)
+
+
+def load_pipeline(fv, name="generator", checkpoint=None, batch_size=8):
+    """The ``OASISPipeline`` of the flag ``name`` with the official-checkpoint flags (for
+    commands that make images)."""
+    from oasis_tf.inference import OASISPipeline
+
+    path, official = _model_source(fv, name)
+    return OASISPipeline.from_pretrained(path, checkpoint=checkpoint, batch_size=batch_size,
+                                         **official)
 
 
 def define_data_root(fv, help_text="Data set folder."):

@@ -68,14 +68,15 @@ def main(argv):
     common.reject_arguments(argv)
     from oasis_tf import data as oasis_data
     from oasis_tf.images import class_names_for
-    from oasis_tf.metrics import evaluate as ev
-    from oasis_tf.metrics.plan import default_report_path, evaluation_data
+    from oasis_tf.data.resolve import model_data
+    from oasis_tf import metrics
     from oasis_tf.metrics.report import class_chart_path
     from oasis_tf.metrics.segmenter import load_segmenter
 
     generator, info = common.load_generator(FLAGS, "model", checkpoint=FLAGS.checkpoint)
     try:
-        layout, root = evaluation_data(info.get("config"), FLAGS.dataset, FLAGS.data_root)
+        layout, root, options = model_data(info.get("config"), FLAGS.dataset,
+                                           FLAGS.data_root)
     except ValueError as error:
         raise common.UsageError(str(error)) from None
     image_size = tuple(int(s) for s in generator.image_size)
@@ -83,14 +84,14 @@ def main(argv):
     if num_classes != int(generator.num_classes):
         raise common.UsageError(f"--num_classes {num_classes} but the generator has "
                                 f"{generator.num_classes}")
-    extractor = ev.make_extractor(FLAGS.extractor)
+    extractor = metrics.make_extractor(FLAGS.extractor)
     if extractor is None and FLAGS.extractor.strip().lower() == "auto":
         print("evaluate: no FID: no standard Inception file ($OASIS_TF_FID_INCEPTION or "
               "~/.cache/oasis_tf/classify_image_graph_def.pb) and no cached Keras InceptionV3 "
               "weights; pass --extractor standard:<path>", file=sys.stderr)
     dataset = oasis_data.load_dataset(layout, root, split=FLAGS.split, image_size=image_size,
                                       batch_size=FLAGS.batch_size, training=False,
-                                      num_classes=num_classes)
+                                      num_classes=num_classes, **options)
     try:
         segmenter = load_segmenter(FLAGS.segmenter, layout, root, image_size, num_classes,
                                    steps=FLAGS.segmenter_steps)
@@ -100,13 +101,12 @@ def main(argv):
     if real_stats is not None and real_stats.lower() == "none":
         real_stats = None
     elif real_stats is None and extractor is not None:
-        real_stats = ev.default_real_stats_path(root, layout, FLAGS.split, image_size,
-                                                extractor, FLAGS.max_images)
+        real_stats = metrics.default_real_stats_path(root, layout, FLAGS.split, image_size,
+                                                     extractor, FLAGS.max_images)
 
-    # the generator's class names (its data set's table, or generic class_<id> names)
-    class_names = class_names_for(generator, dataset=getattr(generator, "dataset", None)
-                                  or layout)
-    report = ev.evaluate_generator(
+    # the generator's own class names, else its data set's table (or class_<id>)
+    class_names = class_names_for(generator, dataset=layout)
+    report = metrics.evaluate_generator(
         generator, dataset, extractor=extractor, segmenter=segmenter,
         real_stats_path=real_stats, num_diversity_samples=FLAGS.num_diversity_samples,
         max_images=FLAGS.max_images, seed=FLAGS.seed,
@@ -116,13 +116,14 @@ def main(argv):
     report = dict(model=info["model"], loaded=info.get("source"), dataset=layout,
                   data_root=os.fspath(root), split=FLAGS.split, **report)
 
-    output = FLAGS.output or default_report_path(FLAGS.model, info.get("config"), FLAGS.split)
-    ev.write_report(report, output)
+    output = FLAGS.output or metrics.default_report_path(FLAGS.model, info.get("config"),
+                                                         FLAGS.split)
+    metrics.write_report(report, output)
     title = (f"Evaluation of {info['model']} ({info.get('source')}) on {layout} {FLAGS.split} "
              f"({report['num_images']} images)")
-    print(ev.format_report(report, title=title))
+    print(metrics.format_report(report, title=title))
     if report.get("classes"):
-        print(ev.format_class_table(report))
+        print(metrics.format_class_table(report))
     print(f"report: {output}")
     chart = class_chart_path(output)
     if os.path.exists(chart):

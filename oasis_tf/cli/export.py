@@ -47,7 +47,7 @@ flags.mark_flag_as_required("export_dir", flag_values=FLAGS)
 def main(argv):
     common.reject_arguments(argv)
     from oasis_tf.export import export_saved_model
-    from oasis_tf.loading import load_discriminator
+    from oasis_tf.inference import load_discriminator
 
     generator, _ = common.load_generator(FLAGS, "generator")
     discriminator = (load_discriminator(FLAGS.discriminator)[0] if FLAGS.discriminator

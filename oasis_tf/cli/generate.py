@@ -20,9 +20,10 @@ palette (its data set's colours, ``oasis_tf.palettes``): each pixel takes the cl
 of the nearest palette colour, and colours far from every palette entry are refused
 (``oasis_tf.images.read_label_image``). Outputs: the images, the colourised label
 maps beside them (``<name>_label.png``), a grid per label map, ``grid.png`` and
-``generation.json`` (see ``oasis_tf.generate.write_generation``). Every image comes
-from ``oasis_tf.inference.generate``, as in the SavedModel: seed ``s`` gives the same
-image as the ``serving_default`` signature with seed ``s``.
+``generation.json`` (see ``oasis_tf.inference.write_generation``). Every image comes
+from ``oasis_tf.inference.OASISPipeline``, the one pipeline of every front end: seed
+``s`` gives the same image as the studio and the ``serving_default`` signature with
+seed ``s``.
 """
 
 import os
@@ -63,7 +64,8 @@ common.define_batch_size(FLAGS, 8)
 
 def main(argv):
     common.reject_arguments(argv)
-    from oasis_tf import generate as gen
+    from oasis_tf.images import list_label_pngs
+    from oasis_tf.inference import dataset_label_maps, write_generation
 
     if (FLAGS.labels is None) == (FLAGS.dataset is None):
         raise common.UsageError("give exactly one of --labels and --dataset")
@@ -71,33 +73,34 @@ def main(argv):
         raise common.UsageError("--resample_classes and --interpolate do not combine")
     if FLAGS.interpolate and len(FLAGS.interpolate) != 2:
         raise common.UsageError("--interpolate takes two seeds: SEED_A,SEED_B")
-    generator, _ = common.load_generator(FLAGS, "generator")
-    size = tuple(int(s) for s in generator.image_size)
-    num_classes = int(generator.num_classes)
+    pipeline = common.load_pipeline(FLAGS, "generator", batch_size=FLAGS.batch_size)
     classes = [int(c) for c in FLAGS.resample_classes or []]
-    bad = [c for c in classes if not 0 <= c < num_classes]
+    bad = [c for c in classes if not 0 <= c < pipeline.num_classes]
     if bad:
         raise common.UsageError(f"--resample_classes {bad} out of range "
-                                f"0..{num_classes - 1}")
+                                f"0..{pipeline.num_classes - 1}")
     if FLAGS.labels is not None:
-        files = gen.list_label_pngs(FLAGS.labels)[:FLAGS.max_images]
-        palette = gen.palette_for(generator)
-        names = gen.class_names_for(generator)
         label_maps = [(os.path.splitext(os.path.basename(f))[0],
-                       gen.read_label_image(f, num_classes, size, FLAGS.resize_labels,
-                                            palette=palette, class_names=names))
-                      for f in files]
+                       pipeline.read_label(f, resize=FLAGS.resize_labels))
+                      for f in list_label_pngs(FLAGS.labels)[:FLAGS.max_images]]
     else:
-        label_maps = gen.dataset_label_maps(FLAGS.dataset, FLAGS.data_root, size,
-                                            split=FLAGS.split, num_classes=num_classes,
-                                            max_images=FLAGS.max_images)
+        from oasis_tf.data.resolve import model_data
+
+        try:
+            layout, root, options = model_data(pipeline.config_path, FLAGS.dataset,
+                                               FLAGS.data_root)
+        except ValueError as error:
+            raise common.UsageError(str(error)) from None
+        label_maps = dataset_label_maps(layout, root, pipeline.image_size, split=FLAGS.split,
+                                        num_classes=pipeline.num_classes,
+                                        max_images=FLAGS.max_images, **options)
     seeds = ([int(s) for s in FLAGS.seeds] if FLAGS.seeds
              else list(range(FLAGS.seed, FLAGS.seed + FLAGS.num_samples)))
-    manifest = gen.write_generation(
-        generator, label_maps, FLAGS.output_dir, seeds=seeds,
+    manifest = write_generation(
+        pipeline, label_maps, FLAGS.output_dir, seeds=seeds,
         resample_classes=classes or None, base_seed=FLAGS.base_seed,
         interpolate=[int(s) for s in FLAGS.interpolate] if FLAGS.interpolate else None,
-        steps=FLAGS.steps, interp_mode=FLAGS.interp_mode, batch_size=FLAGS.batch_size)
+        steps=FLAGS.steps, interp_mode=FLAGS.interp_mode)
     count = sum(len(i["images"]) + ("strip" in i) for i in manifest["items"])
     print(f"generate: {manifest['mode']}: {len(label_maps)} label map(s) -> {count} file(s) "
           f"in {FLAGS.output_dir} (grid: {manifest.get('grid')})")

@@ -89,18 +89,19 @@ def main(argv):
         import gradio  # noqa: F401
     except ImportError:
         raise RuntimeError("gradio is not installed: pip install 'oasis_tf[studio]'") from None
-    from oasis_tf.studio import StudioModel, build_app, launch, newest_run
+    from oasis_tf.inference import OASISPipeline
+    from oasis_tf.studio import build_app, launch, newest_run
 
     model_path = FLAGS.model or newest_run(FLAGS.runs_dir)
     print(f"studio: loading {model_path} ...", flush=True)
-    model = StudioModel.load(model_path, **common.official_checkpoint(FLAGS))
+    pipeline = OASISPipeline.from_pretrained(model_path, **common.official_checkpoint(FLAGS))
     if auth:
         print(f"studio: login required ({len(auth)} user(s) in the --auth file)", flush=True)
     elif FLAGS.no_auth:
         print(f"studio: --no_auth: {FLAGS.host} is served without a login", flush=True)
     print(f"studio: serving files from {workdir}; kept {FLAGS.keep_minutes:g} minutes",
           flush=True)
-    launch(build_app(model, workdir=workdir, keep_seconds=FLAGS.keep_minutes * 60),
+    launch(build_app(pipeline, workdir=workdir, keep_seconds=FLAGS.keep_minutes * 60),
            host=FLAGS.host, port=FLAGS.port, auth=auth, no_auth=FLAGS.no_auth)
 
 

@@ -1,6 +1,7 @@
 r"""oasis-train: train OASIS; every run gets its own folder.
 
     oasis-train --config synthetic                       # the built-in data, no download
+    oasis-train --config folder --data_root data/my_photos   # your own data set
     oasis-train --config ade20k --data_root /data/ADEChallengeData2016
     oasis-train --config cityscapes --data_root /data/cityscapes \
         --override train.batch_size=16 --override train.lr_g=4e-4
@@ -59,8 +60,8 @@ from absl import flags
 from oasis_tf.cli import common
 
 FLAGS = common.new_flags()
-common.define_config(FLAGS, "Preset name (ade20k, cityscapes, coco_stuff, synthetic) or a "
-                     "YAML path. Default: the run's config.yaml with --resume, else "
+common.define_config(FLAGS, "Preset name (ade20k, cityscapes, coco_stuff, folder, synthetic) "
+                     "or a YAML path. Default: the run's config.yaml with --resume, else "
                      "synthetic.")
 common.define_data_root(FLAGS, "Data set folder (default: data.root of the config; with "
                         "--resume the run's own; stored absolute in the run's config.yaml).")

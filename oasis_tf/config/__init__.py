@@ -8,7 +8,8 @@ A configuration is three immutable dataclasses, grouped in `OASISConfig`:
   logging intervals, precision).
 
 Presets live as YAML files in the package, `oasis_tf/configs/` (`ade20k`,
-`cityscapes`, `coco_stuff`, `synthetic`, installed with it). `load_config` takes a
+`cityscapes`, `coco_stuff`, `folder` (your own data set), `synthetic`; installed with
+it). `load_config` takes a
 preset name or a path to a YAML file, plus optional dotted overrides:
 
     cfg = load_config("cityscapes", overrides=["train.lr_g=2e-4",

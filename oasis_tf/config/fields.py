@@ -94,11 +94,11 @@ class Section:
             object.__setattr__(self, f.name, value)
 
     def to_dict(self) -> dict:
-        out = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            out[f.name] = list(value) if isinstance(value, tuple) else value
-        return out
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    def auto_fields(self) -> list:
+        """Names of the fields whose value is ``AUTO`` (found from the data set)."""
+        return [f.name for f in dataclasses.fields(self) if is_auto(getattr(self, f.name))]
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], source: str = "") -> "Section":
@@ -115,6 +115,30 @@ class Section:
                     f"Valid keys of `{cls._section}`: {', '.join(valid)}"
                 )
         return cls(**dict(values))
+
+
+def _plain(value: Any) -> Any:
+    """Tuples (also nested ones) as lists, for YAML and JSON."""
+    return [_plain(v) for v in value] if isinstance(value, tuple) else value
+
+
+# A value found from the data set when a run starts (``oasis_tf/configs/folder.yaml``; resolved by
+# ``oasis_tf.data.resolve_config`` before anything is built).
+AUTO = "auto"
+
+
+def is_auto(value: Any) -> bool:
+    return isinstance(value, str) and value == AUTO
+
+
+def check_auto_strings(section: str, **values: Any) -> None:
+    """Fields that take a value or ``AUTO``: a string must be ``AUTO``."""
+    for key, value in values.items():
+        if isinstance(value, str) and value != AUTO:
+            raise ValueError(
+                f"`{section}.{key}` must be a value or \"{AUTO}\" (found from the data "
+                f"set). Received: {key}={value!r}"
+            )
 
 
 def source_prefix(source: str) -> str:

@@ -93,8 +93,8 @@ def apply_overrides(config: OASISConfig, overrides: Iterable[str] = ()) -> OASIS
 def load_config(
     name_or_path: Union[str, os.PathLike], overrides: Iterable[str] = ()
 ) -> OASISConfig:
-    """Loads a preset name ("ade20k", "cityscapes", "coco_stuff", "synthetic")
-    or a YAML file, then applies `overrides` (strings `section.key=value`).
+    """Loads a preset name ("ade20k", "cityscapes", "coco_stuff", "folder",
+    "synthetic") or a YAML file, then applies `overrides` (strings `section.key=value`).
 
     Values that cannot work are refused here, repeating the value: non-finite
     numbers (NaN / inf rates, epsilons, gains, decays), an `image_size` the

@@ -7,8 +7,8 @@ import dataclasses
 import math
 from typing import Any, Mapping, Optional, Tuple, Union
 
-from oasis_tf.config.fields import (Section, check_non_negative, check_one_of, check_positive,
-                                    source_prefix)
+from oasis_tf.config.fields import (AUTO, Section, check_auto_strings, check_non_negative,
+                                    check_one_of, check_positive, is_auto, source_prefix)
 from oasis_tf.data.layouts import LAYOUTS
 
 NORM_TYPES = ("syncbatch", "batch", "instance")
@@ -19,7 +19,18 @@ OFFICIAL_INIT_GAIN = 0.02
 # The discriminator (a U-Net with six 2x downsamplings) takes sizes divisible by 2**6.
 DISCRIMINATOR_FACTOR = 64
 SECTIONS = ("model", "data", "train")
+# How the mask files of the folder layout store classes: ids (grey or palette-indexed
+# PNGs) or RGB colours (matched exactly against `model.palette`).
+LABEL_ENCODINGS = ("ids", "colors")
+# The layout whose data-implied values may be AUTO (found from the data set).
+OWN_DATA_LAYOUT = "folder"
 
+
+def image_size_factor(num_res_blocks: int) -> int:
+    """What both sides of ``model.image_size`` must be divisible by: 2**(num_res_blocks - 1)
+    (the generator doubles its latent map in each block) and 64 (the discriminator's six
+    2x downsamplings)."""
+    return math.lcm(2 ** (int(num_res_blocks) - 1), DISCRIMINATOR_FACTOR)
 
 
 
@@ -28,10 +39,11 @@ class ModelConfig(Section):
     """Network hyper-parameters.
 
     Args:
-        num_classes: int. Number of semantic classes, including the don't-care
-            class 0 (official `semantic_nc`: ADE20K 151, Cityscapes 35,
-            COCO-Stuff 183).
-        image_size: (int, int). Output height and width.
+        num_classes: int or "auto". Number of semantic classes, including the
+            don't-care class 0 (official `semantic_nc`: ADE20K 151, Cityscapes 35,
+            COCO-Stuff 183). "auto": found from the data set (folder layout).
+        image_size: (int, int) or "auto". Output height and width ("auto": the
+            photos' aspect ratio within the divisibility rule below).
         g_channels: int. Generator width multiplier (official `channels_G`).
         z_dim: int. Noise channels.
         num_res_blocks: int. SPADE-ResNet blocks; sets the latent size
@@ -48,14 +60,21 @@ class ModelConfig(Section):
             128; it dominates the cost of narrow generators).
         spade_ks: int. Kernel size of the SPADE convs, odd (official
             `spade_ks` 3).
-        dontcare_label: bool. Class 0 is "don't care" and weighted 0 in the
-            losses.
+        dontcare_label: bool or "auto". Class 0 is "don't care" and weighted 0
+            in the losses ("auto": when the data set has an ignore label or
+            `data.zero_is_dontcare`).
+        class_names: list of str, "auto" or None. One name per class; None: the
+            names of `data.dataset`'s table (`oasis_tf.palettes`); "auto": from
+            the data set's class table (`classes.json` / `classes.csv`).
+        palette: list of [r, g, b], "auto" or None. One colour per class (label
+            maps in sample grids, the studio, exports; and the colours RGB masks
+            are decoded with). None and "auto" as for `class_names`.
     """
 
     _section = "model"
 
-    num_classes: int = 151
-    image_size: Tuple[int, int] = (256, 256)
+    num_classes: Union[int, str] = 151
+    image_size: Union[Tuple[int, int], str] = (256, 256)
     g_channels: int = 64
     z_dim: int = 64
     num_res_blocks: int = 6
@@ -65,20 +84,20 @@ class ModelConfig(Section):
     d_channels: int = 128
     spade_hidden: int = 128
     spade_ks: int = 3
-    dontcare_label: bool = True
+    dontcare_label: Union[bool, str] = True
+    class_names: Union[Tuple[str, ...], str, None] = None
+    palette: Union[Tuple[Tuple[int, int, int], ...], str, None] = None
 
     def __post_init__(self) -> None:
         self._check_types()
         s = self._section
-        if self.num_classes < 2:
+        check_auto_strings(s, num_classes=self.num_classes, image_size=self.image_size,
+                           dontcare_label=self.dontcare_label, class_names=self.class_names,
+                           palette=self.palette)
+        if not is_auto(self.num_classes) and self.num_classes < 2:
             raise ValueError(
                 f"`{s}.num_classes` must be >= 2 (it includes the don't-care "
                 f"class). Received: num_classes={self.num_classes}"
-            )
-        if min(self.image_size) <= 0:
-            raise ValueError(
-                f"`{s}.image_size` must be positive. Received: "
-                f"image_size={list(self.image_size)}"
             )
         check_positive(
             s,
@@ -88,8 +107,27 @@ class ModelConfig(Section):
             d_channels=self.d_channels,
             spade_hidden=self.spade_hidden,
         )
+        self._check_image_size()
+        self._check_classes()
+        check_one_of(s, "norm_type", self.norm_type, NORM_TYPES)
+        if self.spade_ks < 1 or self.spade_ks % 2 == 0:
+            raise ValueError(
+                f"`{s}.spade_ks` must be a positive odd int (the official padding "
+                f"ks // 2 keeps the size only for odd kernels). Received: "
+                f"spade_ks={self.spade_ks}"
+            )
+
+    def _check_image_size(self) -> None:
+        s = self._section
+        if is_auto(self.image_size):
+            return
+        if min(self.image_size) <= 0:
+            raise ValueError(
+                f"`{s}.image_size` must be positive. Received: "
+                f"image_size={list(self.image_size)}"
+            )
         g_factor = 2 ** (self.num_res_blocks - 1)
-        factor = math.lcm(g_factor, DISCRIMINATOR_FACTOR)
+        factor = image_size_factor(self.num_res_blocks)
         if any(d % factor for d in self.image_size):
             raise ValueError(
                 f"`{s}.image_size` must be divisible by {factor} in both dimensions: "
@@ -99,13 +137,26 @@ class ModelConfig(Section):
                 f"Received: image_size={list(self.image_size)}, "
                 f"num_res_blocks={self.num_res_blocks}"
             )
-        check_one_of(s, "norm_type", self.norm_type, NORM_TYPES)
-        if self.spade_ks < 1 or self.spade_ks % 2 == 0:
+
+    def _check_classes(self) -> None:
+        """`class_names` and `palette`: one entry per class, colours in 0..255."""
+        s = self._section
+        count = None if is_auto(self.num_classes) else self.num_classes
+        for key in ("class_names", "palette"):
+            value = getattr(self, key)
+            if value is None or is_auto(value) or count is None or len(value) == count:
+                continue
             raise ValueError(
-                f"`{s}.spade_ks` must be a positive odd int (the official padding "
-                f"ks // 2 keeps the size only for odd kernels). Received: "
-                f"spade_ks={self.spade_ks}"
+                f"`{s}.{key}` must have one entry per class (num_classes={count}). "
+                f"Received: {len(value)} entries"
             )
+        if self.palette is not None and not is_auto(self.palette):
+            bad = [c for c in self.palette if min(c) < 0 or max(c) > 255]
+            if bad:
+                raise ValueError(
+                    f"`{s}.palette` colours must be [r, g, b] in 0..255. Received: "
+                    f"{list(bad[0])}"
+                )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,36 +167,63 @@ class DataConfig(Section):
         dataset: str. Layout: "ade20k", "cityscapes", "coco_stuff", "folder"
             or "synthetic".
         root: str or None. Dataset folder (not needed for "synthetic").
-        load_size: int. Size images are resized to before cropping (the
-            width for Cityscapes). The published runs used 256 for ADE20K and
-            COCO-Stuff (the official code meant 286 + random crop, but a
+        load_size: int or "auto". Size images are resized to before cropping
+            (the width for Cityscapes). The published runs used 256 for ADE20K
+            and COCO-Stuff (the official code meant 286 + random crop, but a
             shared options object made it 256 without crop) and 512 for
-            Cityscapes.
-        crop_size: int. Crop size (the width for Cityscapes); must equal the
-            model's image width.
+            Cityscapes. "auto": the image width (no crop).
+        crop_size: int or "auto". Crop size (the width for Cityscapes); must
+            equal the model's image width ("auto": it).
         flip: bool. Random horizontal flips in training.
         num_parallel_calls: "autotune" or a positive int, for `tf.data`.
         shuffle_buffer: int. Shuffle buffer size (0 = no shuffling).
         skip_bad_files: bool. Skip unreadable files instead of failing.
+
+    The folder layout (your own data set; `oasis_tf/configs/folder.yaml`, docs/own_data.md)
+    also reads:
+
+        ignore_label: int, "auto" or None. The mask value of unlabelled pixels
+            (VOC, Cityscapes trainIds, COCO-Stuff: 255). It becomes the don't-care
+            class 0 and the other ids shift by one (the official
+            `contain_dontcare_label`), unless `zero_is_dontcare`. "auto": 255
+            when the masks hold it next to small ids; None: none.
+        zero_is_dontcare: bool. Mask value 0 already is the don't-care class
+            (ADE20K's convention): ids are not shifted (the ignore label, if any,
+            also becomes 0).
+        label_encoding: str. "ids" (grey or palette-indexed PNGs), "colors" (RGB
+            masks, matched exactly against `model.palette`) or "auto".
+        val_fraction: float. For a data set without a val/ folder (or VOC split
+            lists): the share of pairs held out as the val split, chosen by a
+            hash of each file name (deterministic; files keep their split when
+            others are added).
     """
 
     _section = "data"
 
     dataset: str = "ade20k"
     root: Optional[str] = None
-    load_size: int = 256
-    crop_size: int = 256
+    load_size: Union[int, str] = 256
+    crop_size: Union[int, str] = 256
     flip: bool = True
     num_parallel_calls: Union[int, str] = "autotune"
     shuffle_buffer: int = 1000
     skip_bad_files: bool = False
+    ignore_label: Union[int, str, None] = None
+    zero_is_dontcare: bool = False
+    label_encoding: str = "ids"
+    val_fraction: float = 0.1
 
     def __post_init__(self) -> None:
         self._check_types()
         s = self._section
         check_one_of(s, "dataset", self.dataset, DATASETS)
-        check_positive(s, load_size=self.load_size, crop_size=self.crop_size)
-        if self.crop_size > self.load_size:
+        check_auto_strings(s, load_size=self.load_size, crop_size=self.crop_size,
+                           ignore_label=self.ignore_label)
+        sizes = {k: v for k, v in (("load_size", self.load_size),
+                                   ("crop_size", self.crop_size)) if not is_auto(v)}
+        check_positive(s, **sizes)
+        self._check_own_data_fields()
+        if len(sizes) == 2 and self.crop_size > self.load_size:
             raise ValueError(
                 f"`{s}.crop_size` must be <= load_size. Received: "
                 f"crop_size={self.crop_size}, load_size={self.load_size}"
@@ -159,6 +237,26 @@ class DataConfig(Section):
         else:
             check_positive(s, num_parallel_calls=self.num_parallel_calls)
         check_non_negative(s, shuffle_buffer=self.shuffle_buffer)
+
+    def _check_own_data_fields(self) -> None:
+        """The folder layout's label options; other layouts fix their label mapping."""
+        s = self._section
+        check_one_of(s, "label_encoding", self.label_encoding, LABEL_ENCODINGS + (AUTO,))
+        if isinstance(self.ignore_label, int) and not 0 <= self.ignore_label < 65536:
+            raise ValueError(f"`{s}.ignore_label` must be a mask value in 0..65535, \"auto\" "
+                             f"or null. Received: ignore_label={self.ignore_label}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"`{s}.val_fraction` must be in [0, 1). Received: "
+                             f"val_fraction={self.val_fraction!r}")
+        if self.dataset == OWN_DATA_LAYOUT:
+            return
+        for key, default in (("ignore_label", None), ("zero_is_dontcare", False),
+                             ("label_encoding", "ids")):
+            if getattr(self, key) != default:
+                raise ValueError(
+                    f"`{s}.{key}` applies to the {OWN_DATA_LAYOUT} layout (your own data "
+                    f"set); {self.dataset} fixes its label mapping. Received: "
+                    f"{key}={getattr(self, key)!r}, dataset={self.dataset!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -258,7 +356,7 @@ class TrainConfig(Section):
             lambda_vgg=self.lambda_vgg,
         )
         if self.vgg_loss and not self.vgg_weights:
-            from oasis_tf.vgg_loss import vgg19_missing_weights_message
+            from oasis_tf.losses.vgg import vgg19_missing_weights_message
 
             raise ValueError(
                 f"{vgg19_missing_weights_message('`train.vgg_loss`')} Received: "
@@ -291,6 +389,15 @@ class OASISConfig:
                     f"`{name}` must be a {cls.__name__}. Received: "
                     f"{name}={getattr(self, name)!r}"
                 )
+        auto = self.auto_fields()
+        if auto and self.data.dataset != OWN_DATA_LAYOUT:
+            raise ValueError(
+                f"{', '.join(f'`{k}`' for k in auto)} {'is' if len(auto) == 1 else 'are'} "
+                f"\"{AUTO}\" (found from the data set), which only the {OWN_DATA_LAYOUT} "
+                f"layout does. Received: dataset={self.data.dataset!r}"
+            )
+        if is_auto(self.model.image_size) or is_auto(self.data.crop_size):
+            return
         width = self.model.image_size[1]
         if self.data.crop_size != width:
             raise ValueError(
@@ -302,6 +409,22 @@ class OASISConfig:
     def to_dict(self) -> dict:
         """Plain nested dict (tuples as lists), ready for YAML or JSON."""
         return {name: getattr(self, name).to_dict() for name in SECTIONS}
+
+    def auto_fields(self) -> list:
+        """The ``section.key`` names whose value is "auto" (found from the data set by
+        ``oasis_tf.data.resolve_config``)."""
+        return [f"{name}.{key}" for name in SECTIONS for key in getattr(self, name).auto_fields()]
+
+    def require_resolved(self, what: str = "this") -> None:
+        """Raises ``ValueError`` when a value is still "auto" (``what`` needs them all)."""
+        auto = self.auto_fields()
+        if auto:
+            raise ValueError(
+                f"{what} needs the values found from the data set, but "
+                f"{', '.join(f'`{k}`' for k in auto)} {'is' if len(auto) == 1 else 'are'} "
+                f"still \"{AUTO}\": resolve the config first "
+                f"(`oasis_tf.data.resolve_config(config, data_root)`; `train()` does it)"
+            )
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], source: str = "") -> "OASISConfig":

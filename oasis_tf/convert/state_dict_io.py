@@ -33,8 +33,6 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["read_state_dict", "write_state_dict_npz"]
-
 _ACCEPTED = (
     "accepted formats: PyTorch zip checkpoints (.pth/.pt written by torch.save) "
     "and numpy .npz archives of the state dict"

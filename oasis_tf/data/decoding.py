@@ -2,15 +2,17 @@
 
 * `decode_pair`: both files decoded with PIL and checked: an undecodable file,
   a label file whose bytes are not a PNG (whatever its name), a label that is
-  not single-channel, image and label of different sizes, or a class id >=
-  ``num_classes`` raise ValueError naming the file(s) (`BadFileError`, with
-  ``path``, for the first two: the pipeline can skip those with
-  ``skip_bad_files``).
+  not single-channel (unless the mapping decodes colours), image and label of
+  different sizes, or a value that is no class raise ValueError naming the
+  file(s) (`BadFileError`, with ``path``, for the first two: the pipeline can
+  skip those with ``skip_bad_files``).
 * `load_resized_pair`: the same, then the resize as the official code
   (images bicubic, labels nearest neighbour), from paths or (TFDS records) the
   files' bytes.
 
-COCO-Stuff labels (``coco_mapping``) are mapped id + 1, 255 -> 0 before the check.
+The stored values become class ids through a `LabelMapping`
+(`oasis_tf.data.label_mapping`; default: ids as stored, checked < ``num_classes``):
+COCO-Stuff's is id + 1, 255 -> 0, an own data set's what its config says.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Tuple
 import numpy as np
 from PIL import Image
 
-__all__ = ["BadFileError", "PNG_SIGNATURE", "decode_pair", "load_resized_pair"]
+from oasis_tf.data.label_mapping import LabelMapping
 
 
 class BadFileError(ValueError):
@@ -59,7 +61,7 @@ _SIGNATURES = ((b"\xff\xd8\xff", "JPEG"), (b"GIF8", "GIF"), (b"BM", "BMP"), (b"R
                (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"))
 
 
-def _check_png(path, src=None):
+def check_png(path, src=None):
     """Refuses a label file whose bytes are not a PNG (e.g. a JPEG saved as .png: lossy,
     its class ids would be wrong), naming the file and what its bytes look like."""
     if src is None:
@@ -77,8 +79,10 @@ def _check_png(path, src=None):
                            "files of class ids", path)
 
 
-def _read_label(path: str, src=None) -> np.ndarray:
-    _check_png(path, src)
+def _read_label(path: str, src=None, colors=False) -> np.ndarray:
+    """The stored values: int32 [H, W]; with ``colors`` an RGB(A) file gives uint8
+    [H, W, 3]."""
+    check_png(path, src)
     try:
         with Image.open(_open(path if src is None else src)) as im:
             im.load()
@@ -89,52 +93,61 @@ def _read_label(path: str, src=None) -> np.ndarray:
                        path) from None
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
+    if colors and mode in ("RGB", "RGBA"):
+        return arr[..., :3]
     if arr.ndim != 2:
         raise ValueError(f"label file {path} must be a single-channel image of class ids "
                          f"(grey or palette PNG); it has mode {mode} and shape {arr.shape}")
     return arr.astype(np.int32)
 
 
-def _check_pair(image_shape, label, image_path, label_path, num_classes, coco_mapping):
-    if coco_mapping:  # COCO-Stuff: stored ids 0..181 and 255 (unlabelled)
-        label = np.where(label == 255, 0, label + 1).astype(np.int32)
-    if tuple(image_shape) != label.shape:
+def _mapping(num_classes, label_mapping):
+    if label_mapping is None:
+        return LabelMapping(num_classes)
+    if label_mapping.num_classes != int(num_classes):
+        raise ValueError(f"the label mapping is for {label_mapping.num_classes} classes, "
+                         f"not num_classes={num_classes}")
+    return label_mapping
+
+
+def _check_pair(image_shape, label, image_path, label_path, mapping):
+    if tuple(image_shape) != label.shape[:2]:
         raise ValueError(f"image and label sizes differ: image {image_path} is "
                          f"{image_shape[0]}x{image_shape[1]} (HxW), label {label_path} is "
                          f"{label.shape[0]}x{label.shape[1]}")
-    if label.size:
-        high = int(label.max())
-        if high >= num_classes:
-            raise ValueError(f"label file {label_path} has class id {high} >= num_classes="
-                             f"{num_classes} (ids must be in [0, {num_classes}))")
-    return label
+    return mapping.apply(label, label_path)
 
 
 def decode_pair(image_path: str, label_path: str, num_classes: int,
-                coco_mapping: bool = False) -> Tuple[np.ndarray, np.ndarray]:
-    """Decodes and checks one pair eagerly: (uint8 [H, W, 3], int32 [H, W]).
+                label_mapping: LabelMapping = None) -> Tuple[np.ndarray, np.ndarray]:
+    """Decodes and checks one pair eagerly: (uint8 [H, W, 3], int32 [H, W] class ids).
+
+    Args:
+        image_path, label_path: the files.
+        num_classes: class count, including the don't-care class 0.
+        label_mapping: stored values -> class ids (default: ids as stored).
 
     Raises `ValueError` naming the file(s) for an undecodable file, a label
-    value >= num_classes, or image and label of different sizes.
+    value that is no class, or image and label of different sizes.
     """
+    mapping = _mapping(num_classes, label_mapping)
     image = _read_image(image_path)
-    label = _read_label(label_path)
-    label = _check_pair(image.shape[:2], label, image_path, label_path, num_classes,
-                        coco_mapping)
+    label = _read_label(label_path, colors=mapping.colors is not None)
+    label = _check_pair(image.shape[:2], label, image_path, label_path, mapping)
     return image, label
 
 
-def load_resized_pair(image_path, label_path, num_classes, size=None, coco_mapping=False,
+def load_resized_pair(image_path, label_path, num_classes, size=None, label_mapping=None,
                       image_bytes=None, label_bytes=None):
     """`decode_pair` followed by the resize to `size` (H, W), both with PIL as the
     official code: images bicubic (PIL's antialiased BICUBIC), labels nearest
     neighbour (only values of the source). `image_bytes` / `label_bytes`: the
     files' contents (TFDS records); the paths then only name them in errors.
     Returns (uint8 [h, w, 3], int32 [h, w])."""
+    mapping = _mapping(num_classes, label_mapping)
     image = _read_image_pil(image_path, image_bytes)
-    label = _read_label(label_path, label_bytes)
-    label = _check_pair((image.height, image.width), label, image_path, label_path,
-                        num_classes, coco_mapping)
+    label = _read_label(label_path, label_bytes, colors=mapping.colors is not None)
+    label = _check_pair((image.height, image.width), label, image_path, label_path, mapping)
     if size is not None and tuple(size) != label.shape:
         h, w = int(size[0]), int(size[1])
         image = image.resize((w, h), Image.BICUBIC)

@@ -15,9 +15,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
-from oasis_tf.data.synthetic import NUM_CLASSES as _SYNTHETIC_NUM_CLASSES
-
-__all__ = ["DatasetLayout", "LAYOUT_TABLE", "LAYOUTS", "get_layout", "layout_of_tfds_name"]
+from oasis_tf.data.synthetic_scenes import NUM_CLASSES as _SYNTHETIC_NUM_CLASSES
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,9 +20,11 @@ runs on several cores). Doing it there lets every error name the file:
 * image and label of different sizes -> names both files.
 
 Label checks stop the run even with `skip_bad_files` (they usually mean a
-wrong `num_classes` or layout, not a broken file). Labels must be
-single-channel PNGs (grey or palette indices). COCO-Stuff labels are mapped
-with id + 1, 255 -> 0 before the check.
+wrong `num_classes` or layout, not a broken file). Labels are single-channel
+PNGs (grey or palette indices) or, for an own data set with colour masks, RGB
+PNGs. The stored values become class ids in one step, a `LabelMapping`
+(`oasis_tf.data.label_mapping`): COCO-Stuff's is id + 1, 255 -> 0; an own data
+set's comes from its config (`label_mapping=`, `oasis_tf.data.label_mapping_from_config`).
 
 Resizing (in the same Python call as the decoding, with PIL as the official
 code): images bicubic (PIL's BICUBIC, antialiased when downsizing), labels
@@ -56,11 +58,9 @@ import numpy as np
 import tensorflow as tf
 
 from oasis_tf.data import readers, synthetic
-from oasis_tf.data.decoding import BadFileError, decode_pair, load_resized_pair
+from oasis_tf.data.decoding import BadFileError, load_resized_pair
+from oasis_tf.data.label_mapping import LabelMapping
 from oasis_tf.data.layouts import LAYOUT_TABLE, LAYOUTS, get_layout, layout_of_tfds_name
-
-__all__ = ["load_dataset", "dataset_num_classes", "DEFAULT_NUM_CLASSES", "default_synthetic_root",
-           "decode_pair", "load_resized_pair"]
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,8 @@ def load_dataset(layout, root=None, split="train", image_size=(256, 256), batch_
                  training=True, num_classes=None, seed=0, shuffle_buffer=1000,
                  num_parallel_calls=tf.data.AUTOTUNE, skip_bad_files=False, flip=True,
                  drop_remainder=None, labelmix=True, input_context=None,
-                 synthetic_options=None, load_size=None, source="files") -> tf.data.Dataset:
+                 synthetic_options=None, load_size=None, source="files", label_mapping=None,
+                 val_fraction=None) -> tf.data.Dataset:
     """A `tf.data.Dataset` of dict batches as `OASIS.train_step` consumes them.
 
     Args:
@@ -165,6 +166,12 @@ def load_dataset(layout, root=None, split="train", image_size=(256, 256), batch_
             straight to `image_size` (the published runs).
         source: "files" (the folders) or "tfds" (the TFDS data set of `layout`,
             e.g. "oasis_ade20k" for "ade20k", in the data_dir `root`).
+        label_mapping: a `LabelMapping` from the stored mask values to class ids
+            (default: the layout's, `LabelMapping.for_layout`). The folder layout
+            (own data sets) takes the config's (`label_mapping_from_config`). Not
+            with the oasis_folder TFDS data set, which stores class ids.
+        val_fraction: the folder layout without split folders: the share of pairs
+            held out as "val" (default `readers.DEFAULT_VAL_FRACTION`).
 
     Returns:
         Batches `{"image": float32 [B, H, W, 3] in [-1, 1], "label": int32
@@ -177,6 +184,10 @@ def load_dataset(layout, root=None, split="train", image_size=(256, 256), batch_
     size = _as_size(image_size)
     resize_to = _resize_target(size, load_size)
     crop = resize_to != size
+    if num_classes is None and label_mapping is not None:
+        num_classes = label_mapping.num_classes
+    if num_classes is None and tfds_name is not None and layout == "folder":
+        num_classes = _tfds_num_classes(tfds_name, root)
     if num_classes is None:
         num_classes = dataset_num_classes(layout)
     num_classes = int(num_classes)
@@ -188,7 +199,7 @@ def load_dataset(layout, root=None, split="train", image_size=(256, 256), batch_
         num_parallel_calls = tf.data.AUTOTUNE
     if drop_remainder is None:
         drop_remainder = bool(training)
-    coco = get_layout(layout).label_mapping == "coco_stuff"
+    mapping = _label_mapping(layout, tfds_name, num_classes, label_mapping)
     skipped = []
 
     if tfds_name is not None:
@@ -211,7 +222,7 @@ def load_dataset(layout, root=None, split="train", image_size=(256, 256), batch_
         elif root is None:
             raise ValueError(f"layout {layout!r} needs `root`, the dataset folder.")
 
-        pairs = readers.list_pairs(layout, root, split)
+        pairs = readers.list_pairs(layout, root, split, val_fraction=val_fraction)
         if input_context is not None:
             n = input_context.num_input_pipelines
             pairs = pairs[input_context.input_pipeline_id::n]
@@ -229,7 +240,7 @@ def load_dataset(layout, root=None, split="train", image_size=(256, 256), batch_
     def load(image_path, label_path, image_bytes, label_bytes):
         ip, lp = image_path.decode(), label_path.decode()
         try:
-            return load_resized_pair(ip, lp, num_classes, resize_to, coco,
+            return load_resized_pair(ip, lp, num_classes, resize_to, mapping,
                                      image_bytes=image_bytes or None,
                                      label_bytes=label_bytes or None)
         except BadFileError as e:
@@ -297,6 +308,37 @@ def load_dataset(layout, root=None, split="train", image_size=(256, 256), batch_
     ds.skipped_files = skipped
     ds.num_files = num_files
     return ds
+
+
+def _label_mapping(layout, tfds_name, num_classes, label_mapping):
+    """The `LabelMapping` the pipeline applies (see `load_dataset`)."""
+    if tfds_name is not None and layout == "folder":
+        if label_mapping is not None and not label_mapping.identity:
+            raise ValueError(f"the {tfds_name} TFDS data set stores class ids (mapped when it "
+                             f"was built); `label_mapping` does not apply to it")
+        return LabelMapping(num_classes)
+    if label_mapping is None:
+        return LabelMapping.for_layout(layout, num_classes)
+    if layout != "folder" and label_mapping != LabelMapping.for_layout(layout, num_classes):
+        raise ValueError(f"`label_mapping` applies to the folder layout (own data sets); "
+                         f"{layout} has its own. Received: {label_mapping}")
+    if label_mapping.num_classes != num_classes:
+        raise ValueError(f"`label_mapping` is for {label_mapping.num_classes} classes, not "
+                         f"num_classes={num_classes}")
+    return label_mapping
+
+
+def _tfds_num_classes(name, data_dir):
+    """The class count stored in a built oasis_folder TFDS data set's metadata."""
+    import tensorflow_datasets as tfds
+
+    from oasis_tf.data import tfds_builders  # noqa: F401 - registers the builders
+
+    count = (tfds.builder(name, data_dir=data_dir).info.metadata or {}).get("num_classes")
+    if count is None:
+        raise ValueError(f"the {name} TFDS data set in {data_dir} records no class count: "
+                         f"pass num_classes")
+    return int(count)
 
 
 def _tfds_records(name, data_dir, split, seed, training, input_context):

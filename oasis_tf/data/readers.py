@@ -12,8 +12,10 @@ naming the folders that were searched.
   `gtFine/{train,val}/<city>/<x>_gtFine_labelIds.png`.
 * COCO-Stuff: `{train,val}_img/*.jpg` with `{train,val}_label/*.png`, paired by
   stem (the label mapping id+1, 255->0 is applied by the pipeline).
-* folder: `<root>/<split>/images/*` with `<root>/<split>/labels/*.png`,
-  paired by stem.
+* folder (own data sets): `<root>/<split>/images/*` with `<root>/<split>/labels/*.png`
+  (or `masks/`, `annotations/`), the same without split folders (val held out by
+  `val_fraction`), or the VOC folders; paired by stem, masks may carry a suffix
+  (`x_mask.png`). The shapes are found by `oasis_tf.data.discovery`.
 """
 
 from __future__ import annotations
@@ -21,18 +23,8 @@ from __future__ import annotations
 import os
 from typing import Dict, List, Sequence, Tuple
 
-from oasis_tf.data.layouts import LAYOUTS, get_layout
-
-__all__ = [
-    "IMAGE_EXTENSIONS",
-    "LABEL_EXTENSIONS",
-    "ade20k_pairs",
-    "cityscapes_pairs",
-    "coco_stuff_pairs",
-    "folder_pairs",
-    "list_pairs",
-    "LAYOUTS",
-]
+from oasis_tf.data import discovery
+from oasis_tf.data.layouts import get_layout
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 LABEL_EXTENSIONS = (".png",)
@@ -114,12 +106,26 @@ def coco_stuff_pairs(root, split="train") -> Pairs:
                        "coco_stuff")
 
 
-def folder_pairs(root, split="train") -> Pairs:
-    """Generic layout: `<root>/<split>/images/*` with `<root>/<split>/labels/*.png`."""
+def folder_pairs(root, split="train", val_fraction=None) -> Pairs:
+    """Own data sets: `<root>/<split>/images/*` with `<root>/<split>/labels/*.png`, or
+    another shape of `oasis_tf.data.discovery` (without split folders the val split
+    is held out: `val_fraction`, default `discovery.DEFAULT_VAL_FRACTION`)."""
     sub = _split_name(split, {"train": "train", "val": "val"}, "folder")
     root = os.fspath(root)
-    return _stem_pairs(os.path.join(root, sub, "images"), os.path.join(root, sub, "labels"),
-                       "folder")
+    found = discovery.find_layout(root)
+    if found.problems:
+        more = len(found.problems) - 1
+        raise ValueError(f"folder: {found.problems[0]}" + (
+            f" (and {more} more problem(s): `python tools/inspect_data.py {root}` lists "
+            f"them all)" if more else ""))
+    part = found.parts[0] if found.held_out else found.part(sub)
+    if part is None:
+        raise ValueError(f"folder: no images found in {os.path.join(root, sub, 'images')} "
+                         f"and no labels in {os.path.join(root, sub, 'labels')}")
+    _pair(part.images, part.masks, "folder", part.image_dir, part.mask_dir)  # unpaired files
+    if val_fraction is None:
+        val_fraction = discovery.DEFAULT_VAL_FRACTION
+    return discovery.split_pairs(found, sub, val_fraction)
 
 
 _CS_IMAGE = "_leftImg8bit.png"
@@ -151,7 +157,10 @@ def cityscapes_pairs(root, split="train") -> Pairs:
                  image_dir, label_dir)
 
 
-def list_pairs(layout, root, split="train") -> Pairs:
+def list_pairs(layout, root, split="train", val_fraction=None) -> Pairs:
     """The (image, label) pairs of `split` for any layout in `LAYOUTS` (its reader is
-    named in `oasis_tf.data.layouts`)."""
-    return globals()[get_layout(layout).reader](root, split)
+    named in `oasis_tf.data.layouts`; `val_fraction`: the folder layout's)."""
+    reader = globals()[get_layout(layout).reader]
+    if layout == "folder":
+        return reader(root, split, val_fraction=val_fraction)
+    return reader(root, split)

@@ -17,27 +17,7 @@ import os
 
 from PIL import Image
 
-# The scenes, importable from here as before.
-from oasis_tf.data.synthetic_scenes import (  # noqa: F401
-    BUILDING, CLASS_NAMES, CLOUD, DONT_CARE, GRASS, MOUNTAIN, NUM_CLASSES, PALETTE, ROCK,
-    ROOF, SAND, SKY, TREE, TRUNK, WATER, colorize_label, generate_scene, make_example,
-    render_scene)
-
-__all__ = [
-    "CLASS_NAMES",
-    "NUM_CLASSES",
-    "PALETTE",
-    "colorize_label",
-    "generate_scene",
-    "render_scene",
-    "make_example",
-    "write_synthetic_dataset",
-    "synthetic_dataset_complete",
-    "stored_options",
-    "resolve_options",
-    "DEFAULT_OPTIONS",
-    "MARKER_FILE",
-]
+from oasis_tf.data.synthetic_scenes import CLASS_NAMES, NUM_CLASSES, make_example
 
 MARKER_FILE = "oasis_synthetic.json"
 _FORMAT_VERSION = 1

@@ -23,9 +23,6 @@ from PIL import Image
 from oasis_tf.images import colorize
 from oasis_tf.palettes import SYNTHETIC
 
-__all__ = ["CLASS_NAMES", "NUM_CLASSES", "PALETTE", "colorize_label", "generate_scene",
-           "render_scene", "make_example"]
-
 # The names and label-map colours (not the colours of the rendered images) live in
 # oasis_tf.palettes with the other datasets'.
 CLASS_NAMES = tuple(name for name, _ in SYNTHETIC)

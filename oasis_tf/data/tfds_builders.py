@@ -27,8 +27,17 @@ Builders (``manual_dir`` = the root the folder readers take):
 * ``oasis_coco_stuff``: ``{train,val}_img/`` + ``{train,val}_label/``, 183 classes.
   The labels are stored as in the files (ids 0..181, 255 unlabelled); the
   oasis_tf pipeline maps them (id + 1, 255 -> 0) when it reads them.
-* ``oasis_folder``: ``<split>/images`` + ``<split>/labels``; the class count is
-  not stored (give ``num_classes`` to ``load_dataset``).
+* ``oasis_folder``: an own data set in any shape the folder layout reads
+  (``<split>/images`` + ``<split>/labels``, one folder with the val split held out,
+  VOC, ...; see docs/own_data.md). It takes the options of ``oasis_tf/configs/folder.yaml``
+  as builder arguments (``tfds.builder("oasis_folder", ignore_label=255)``,
+  ``tfds.load(..., builder_kwargs={...})`` or the flags of ``build_tfds``):
+  ``ignore_label`` ("auto"), ``zero_is_dontcare`` (False), ``val_fraction`` (0.1),
+  ``num_classes`` and ``label_encoding`` ("auto"). The data set is inspected first
+  (`oasis_tf.data.inspect_dataset`: every bad file is named), its masks are stored
+  as class ids (ignore label and colours already mapped), and the metadata holds
+  ``num_classes``, ``class_names``, ``palette``, ``dontcare_label`` and the mapping;
+  ``load_dataset("tfds:oasis_folder", data_dir)`` takes its class count from there.
 
 Splits "train" and "val". Features: ``image`` (the original encoded file, JPEG or
 PNG, decoded to uint8 [H, W, 3]), ``label`` (class ids as a single-channel PNG,
@@ -52,10 +61,8 @@ import tensorflow_datasets as tfds
 
 from oasis_tf.data import readers
 from oasis_tf.data.decoding import decode_pair
+from oasis_tf.data.label_mapping import LabelMapping
 from oasis_tf.data.layouts import LAYOUT_TABLE, get_layout, layout_of_tfds_name
-
-__all__ = ["OasisAde20k", "OasisCityscapes", "OasisCocoStuff", "OasisFolder", "BUILDERS",
-           "builder_name"]
 
 _CITATION = """@inproceedings{schonfeld2021you,
   title={You Only Need Adversarial Supervision for Semantic Image Synthesis},
@@ -75,6 +82,9 @@ class _OasisBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     LAYOUT = ""
     NUM_CLASSES = None  # each builder's: set from the layout table below
     MANUAL_DOWNLOAD_INSTRUCTIONS = ""
+    # The labels are stored mapped to class ids (else as in the files; the pipeline
+    # maps them when it reads them).
+    STORES_CLASS_IDS = False
 
     @tfds.core.utils.classproperty
     @classmethod
@@ -99,28 +109,36 @@ class _OasisBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                                             num_classes=self.NUM_CLASSES),
         )
 
+    def _label_mapping(self, root):
+        """The `LabelMapping` the pairs are checked with (the layout's)."""
+        return LabelMapping.for_layout(self.LAYOUT, self.NUM_CLASSES or 65536)
+
+    def _list_pairs(self, root, split):
+        return readers.list_pairs(self.LAYOUT, root, split)
+
     def _split_generators(self, dl_manager):
         root = os.fspath(dl_manager.manual_dir)
+        mapping = self._label_mapping(root)
         splits = {}
         for split in ("train", "val"):
             try:
-                pairs = readers.list_pairs(self.LAYOUT, root, split)
+                pairs = self._list_pairs(root, split)
             except ValueError as e:
                 if "no images found" in str(e) and split == "val":
                     continue  # a data set without a val split
                 raise
-            splits[split] = self._generate_examples(root, pairs)
+            if pairs:
+                splits[split] = self._generate_examples(root, pairs, mapping)
         return splits
 
-    def _generate_examples(self, root, pairs):
+    def _generate_examples(self, root, pairs, mapping):
         from PIL import Image
 
-        num_classes = self.NUM_CLASSES or 65536
-        coco = get_layout(self.LAYOUT).label_mapping == "coco_stuff"
         for image_path, label_path in pairs:
-            _, label = decode_pair(image_path, label_path, num_classes, coco_mapping=coco)
-            if coco:  # store the ids as in the file; the pipeline maps them
-                with Image.open(label_path) as im:
+            _, label = decode_pair(image_path, label_path, mapping.num_classes,
+                                   label_mapping=mapping)
+            if not mapping.identity and not self.STORES_CLASS_IDS:
+                with Image.open(label_path) as im:  # as in the file; the pipeline maps them
                     label = np.asarray(im)
             if label.max(initial=0) > 255:
                 raise ValueError(f"label file {label_path} has class id {label.max()} > 255; "
@@ -160,12 +178,52 @@ class OasisCocoStuff(_OasisBuilder):
 
 
 class OasisFolder(_OasisBuilder):
-    """A custom data set: `<split>/images/*` with `<split>/labels/*.png`."""
+    """An own data set (any shape of `oasis_tf.data.discovery`), stored as class ids.
+
+    Args:
+        ignore_label, zero_is_dontcare, val_fraction, label_encoding: as the ``data``
+            keys of ``oasis_tf/configs/folder.yaml`` ("auto": found from the data set).
+        num_classes: as ``model.num_classes`` ("auto": found from the data set).
+        **kwargs: the arguments of ``tfds.core.GeneratorBasedBuilder``.
+    """
 
     LAYOUT = "folder"
+    STORES_CLASS_IDS = True
     MANUAL_DOWNLOAD_INSTRUCTIONS = (
-        "Pass a folder with train/images, train/labels (and optionally val/...) as "
-        "manual_dir.")
+        "Pass your data set's folder as manual_dir: train/images + train/labels (and "
+        "optionally val/...), images/ + masks/ without split folders, or the VOC folders "
+        "(docs/own_data.md).")
+
+    def __init__(self, *, ignore_label="auto", zero_is_dontcare=False, val_fraction=0.1,
+                 num_classes="auto", label_encoding="auto", **kwargs):
+        self.options = {"data.ignore_label": ignore_label,
+                        "data.zero_is_dontcare": zero_is_dontcare,
+                        "data.val_fraction": val_fraction,
+                        "data.label_encoding": label_encoding,
+                        "model.num_classes": num_classes}
+        super().__init__(**kwargs)
+
+    def _label_mapping(self, root):
+        """Inspects the data set (`DatasetProblemsError` names every bad file), records
+        its classes in the metadata and returns the mapping to class ids."""
+        import json
+
+        from oasis_tf.config import load_config
+        from oasis_tf.data.resolve import label_mapping_from_config, resolve_config
+
+        overrides = [f"{k}={json.dumps(v)}" for k, v in self.options.items()]
+        config, report = resolve_config(load_config("folder", overrides), root)
+        self._val_fraction = config.data.val_fraction
+        m = config.model
+        self.info.metadata.update(
+            num_classes=m.num_classes, class_names=list(m.class_names),
+            palette=[list(c) for c in m.palette], dontcare_label=m.dontcare_label,
+            label_mapping=report.mapping, ignore_label=config.data.ignore_label,
+            zero_is_dontcare=config.data.zero_is_dontcare, val_fraction=self._val_fraction)
+        return label_mapping_from_config(config)
+
+    def _list_pairs(self, root, split):
+        return readers.list_pairs(self.LAYOUT, root, split, val_fraction=self._val_fraction)
 
 
 BUILDERS = {name: layout.tfds_name for name, layout in LAYOUT_TABLE.items() if layout.tfds_name}
@@ -188,13 +246,14 @@ def layout_of(name):
     return layout_of_tfds_name(name).name
 
 
-def build(name, manual_dir, data_dir=None):
+def build(name, manual_dir, data_dir=None, **options):
     """Builds (download_and_prepare) the oasis TFDS data set `name` from
-    `manual_dir` into `data_dir`; returns the builder."""
+    `manual_dir` into `data_dir`; returns the builder. ``options``: the
+    oasis_folder builder's arguments (``ignore_label=255``, ...)."""
     if name in BUILDERS:
         name = BUILDERS[name]
     layout_of(name)  # checks the name
-    builder = tfds.builder(name, data_dir=data_dir)
+    builder = tfds.builder(name, data_dir=data_dir, **options)
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir)))
     return builder
@@ -213,8 +272,18 @@ def main(argv=None):
                         "layout")
     parser.add_argument("--data_dir", default=None, help="TFDS data_dir (default "
                         "~/tensorflow_datasets)")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="oasis_folder: ignore_label=255|auto|null, zero_is_dontcare=true, "
+                        "val_fraction=0.1, num_classes=N, label_encoding=ids|colors "
+                        "(repeatable; as oasis_tf/configs/folder.yaml)")
     args = parser.parse_args(argv)
-    builder = build(args.name, args.manual_dir, args.data_dir)
+    import yaml
+
+    options = {}
+    for text in args.option:
+        key, _, value = text.partition("=")
+        options[key.strip()] = yaml.safe_load(value)
+    builder = build(args.name, args.manual_dir, args.data_dir, **options)
     splits = ", ".join(f"{k}: {v.num_examples}" for k, v in builder.info.splits.items())
     print(f"{builder.name} built in {builder.data_dir} ({splits})")
 

@@ -62,11 +62,10 @@ import tempfile
 
 import tensorflow as tf
 
-from oasis_tf import images, inference
+from oasis_tf import images
+from oasis_tf import inference
+from oasis_tf.inference.ops import after_checks, assert_message
 from oasis_tf.fileio import follow_umask, writing
-
-__all__ = ["export_saved_model", "read_export_metadata", "default_palette",
-           "METADATA_FILE", "SIGNATURES", "GENERATOR_VARIABLES"]
 
 METADATA_FILE = "oasis_export.json"
 GENERATOR_VARIABLES = "generator_variables"
@@ -103,9 +102,9 @@ def _png_header_checks(png, name, h, w):
     PNGs read as uint8, palette or colour PNGs into plausible-looking grey values,
     and JPEG bytes into an image."""
     length = tf.strings.length(png)
-    checks = [inference._assert(length > 0,  # noqa: SLF001 - shared assert helper
-                                f"{name} is an empty string; expected the bytes of a "
-                                f"single-channel {h}x{w} PNG of class ids")]
+    checks = [assert_message(length > 0,
+                             f"{name} is an empty string; expected the bytes of a "
+                             f"single-channel {h}x{w} PNG of class ids")]
     # 33 bytes: signature (8), IHDR length + type (8), width, height (8), depth, colour.
     header = tf.io.decode_raw(tf.strings.substr(png + tf.constant(b"\0" * 33), 0, 33),
                               tf.uint8)
@@ -131,11 +130,11 @@ def _png_header_checks(png, name, h, w):
                                "RGBA", "?"]), tf.clip_by_value(colour, 0, 7)),
         " PNG; expected a single-channel (grayscale) PNG of class ids (converting "
         "colours to ids would give wrong ids)"))
-    checks.append(inference._assert(  # noqa: SLF001
+    checks.append(assert_message(
         tf.logical_or(tf.logical_not(ok), tf.logical_or(tf.equal(depth, 8),
                                                         tf.equal(depth, 16))),
         f"{name} has {{}}-bit samples; expected 8-bit (or 16-bit) class ids", depth))
-    checks.append(inference._assert(  # noqa: SLF001
+    checks.append(assert_message(
         tf.logical_or(tf.logical_not(ok), tf.logical_and(tf.equal(height, h),
                                                          tf.equal(width, w))),
         f"{name} has spatial size {{}}x{{}}; this model works on {h}x{w} images",
@@ -152,13 +151,13 @@ def _decode_label_pngs(label_png, image_size, num_classes):
     empty batch."""
     h, w = image_size
     name = "label_png"
-    rank_ok = inference._assert(  # noqa: SLF001 - shared assert helper
+    rank_ok = assert_message(
         tf.equal(tf.rank(label_png), 1),
         "label_png must have rank 1 [batch] (one PNG string per example); got shape {}",
         tf.shape(label_png))
     with tf.control_dependencies([rank_ok]):
         label_png = tf.reshape(label_png, [-1])
-    not_empty = inference._assert(  # noqa: SLF001
+    not_empty = assert_message(
         tf.size(label_png) > 0,
         "label_png is an empty batch (batch size 0); send at least one PNG")
 
@@ -169,7 +168,7 @@ def _decode_label_pngs(label_png, image_size, num_classes):
                 tf.equal(depth, 16),
                 lambda: tf.cast(tf.io.decode_png(png, channels=1, dtype=tf.uint16), tf.int32),
                 lambda: tf.cast(tf.io.decode_png(png, channels=1, dtype=tf.uint8), tf.int32))
-        return inference._after(checks, ids[:, :, 0], [h, w])  # noqa: SLF001
+        return after_checks(checks, ids[:, :, 0], [h, w])
 
     with tf.control_dependencies([not_empty]):
         label_png = tf.identity(label_png)
@@ -224,6 +223,21 @@ def _metadata(generator, discriminator, model_name, version, palette, class_name
     }
 
 
+def export_metadata(generator, discriminator=None, model_name="oasis", version=1,
+                    palette=None, class_names=None):
+    """What ``export_saved_model`` writes as ``assets/oasis_export.json``, as a dict.
+
+    Args:
+        generator, discriminator, model_name, version, palette, class_names: as for
+            ``export_saved_model`` (the colours and names default to the generator's
+            own, else its dataset's: ``oasis_tf.images.palette_for`` /
+            ``class_names_for``).
+    """
+    palette = images.palette_for(generator, palette=palette)
+    class_names = images.class_names_for(generator, class_names=class_names)
+    return _metadata(generator, discriminator, model_name, version, palette, class_names)
+
+
 def export_saved_model(generator, base_dir, model_name="oasis", version=1,
                        discriminator=None, palette=None, class_names=None,
                        overwrite=False, verbose=False):
@@ -235,10 +249,11 @@ def export_saved_model(generator, base_dir, model_name="oasis", version=1,
         model_name: folder (and TF Serving model name) under ``base_dir``.
         version: positive integer version folder.
         discriminator: optional ``OASISDiscriminator``; adds the ``segment`` signature.
-        palette: uint8 [num_classes, 3] colours for label maps (default: those of
-            the generator's ``dataset``, ``oasis_tf.palettes``).
-        class_names: ``num_classes`` names (default: the generator's dataset's, else
-            ``class_0``, ...).
+        palette: uint8 [num_classes, 3] colours for label maps (default: the
+            generator's own, an own data set's, else those of its ``dataset``,
+            ``oasis_tf.palettes``).
+        class_names: ``num_classes`` names (default: the generator's own, else its
+            dataset's, else ``class_0``, ...).
         overwrite: replace an existing version folder.
         verbose: let ExportArchive print the endpoints.
 
@@ -263,8 +278,7 @@ def export_saved_model(generator, base_dir, model_name="oasis", version=1,
     discriminator = None if discriminator is None else in_float32(discriminator)
     num_classes = int(generator.num_classes)
     size = tuple(int(s) for s in generator.image_size)
-    palette = images.palette_for(generator, palette=palette)
-    class_names = images.class_names_for(generator, class_names=class_names)
+    meta = export_metadata(generator, discriminator, model_name, version, palette, class_names)
     if discriminator is not None and int(discriminator.num_classes) != num_classes:
         raise ValueError(f"discriminator has {discriminator.num_classes} classes but the "
                          f"generator {num_classes}")
@@ -318,8 +332,6 @@ def export_saved_model(generator, base_dir, model_name="oasis", version=1,
         # a full disk: one line naming the export (oasis_tf.fileio.DiskFullError)
         with writing(f"the SavedModel (version {version})", version_dir):
             archive.write_out(tmp_dir, verbose=verbose)
-            meta = _metadata(generator, discriminator, model_name, version, palette,
-                             class_names)
             os.makedirs(os.path.join(tmp_dir, "assets"), exist_ok=True)
             with open(os.path.join(tmp_dir, "assets", METADATA_FILE), "w") as f:
                 json.dump(meta, f, indent=1)

@@ -48,11 +48,6 @@ import tensorflow as tf
 from oasis_tf import inference
 from oasis_tf.fileio import follow_umask, writing
 
-__all__ = ["convert_tflite", "convert_tflite_variants", "tflite_report",
-           "load_generator_from_export",
-           "make_interpreter", "run_tflite", "tflite_op_names", "psnr", "QUANTIZATIONS",
-           "TFLITE_SIGNATURE", "interpreter_backend", "check_tflite_inputs"]
-
 QUANTIZATIONS = ("float32", "float16", "int8")
 TFLITE_SIGNATURE = "serving_default"
 
@@ -263,7 +258,13 @@ def run_tflite(interpreter, label_map, noise):
     return out["image"]
 
 
-def tflite_op_names(path):
+def _builtin_ops():
+    from tensorflow.lite.python import schema_py_generated
+
+    return schema_py_generated.BuiltinOperator
+
+
+def _op_names(path):
     """Sorted operator names in a .tflite file (custom ops such as Flex by their name)."""
     from tensorflow.lite.tools import flatbuffer_utils
 
@@ -281,13 +282,7 @@ def tflite_op_names(path):
     return sorted(names)
 
 
-def _builtin_ops():
-    from tensorflow.lite.python import schema_py_generated
-
-    return schema_py_generated.BuiltinOperator
-
-
-def psnr(a, b, peak=255.0):
+def _psnr(a, b, peak=255.0):
     """PSNR in dB of two uint8 images (inf when equal)."""
     mse = np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)
     return float("inf") if mse == 0 else float(10.0 * np.log10(peak * peak / mse))
@@ -334,7 +329,7 @@ def tflite_report(tflite_path, generator, num_runs=10, label_map=None, noise=Non
     return {"path": os.fspath(tflite_path), "backend": interpreter_backend(),
             "size_bytes": int(size), "size_mb": size / 2 ** 20,
             "latency_ms": 1e3 * float(np.median(times)), "latency_ms_min": 1e3 * min(times),
-            "num_runs": len(times), "psnr_db": psnr(got, want),
+            "num_runs": len(times), "psnr_db": _psnr(got, want),
             "max_abs_diff": int(diff.max()), "mean_abs_diff": float(diff.mean()),
             "output_shape": list(got.shape), "output_dtype": str(got.dtype),
-            "ops": tflite_op_names(tflite_path)}
+            "ops": _op_names(tflite_path)}

@@ -21,11 +21,9 @@ from oasis_tf.metrics.extractors import (
     InceptionFeatureExtractor,
     KerasInceptionV3Extractor,
     StandardFIDInceptionExtractor,
-    find_keras_inception_weights,
     preprocess_keras_inception,
 )
 from oasis_tf.metrics.fid import (
-    StatisticsAccumulator,
     compute_fid,
     compute_statistics,
     feature_statistics,
@@ -38,9 +36,7 @@ from oasis_tf.metrics.fid import (
 from oasis_tf.metrics.miou import (
     MeanIoUAccumulator,
     confusion_matrix,
-    iou_from_confusion,
     mean_iou,
-    pixel_accuracy,
     segment_with,
 )
 from oasis_tf.metrics.diversity import ms_ssim_diversity, ms_ssim_scales
@@ -49,21 +45,22 @@ from oasis_tf.metrics.evaluate import (
     evaluate_generator,
     evaluate_synthetic,
     default_real_stats_path,
+    default_report_path,
     extractor_info,
-    load_generator,
     make_extractor,
 )
-from oasis_tf.metrics.report import class_report, format_class_table, format_report, plot_class_iou, write_report
-from oasis_tf.metrics.segmenter import SyntheticSegmenter, get_synthetic_segmenter, load_segmenter
+from oasis_tf.metrics.report import (NOT_COMPARABLE, format_class_table, format_report,
+                                     plot_class_iou, write_report)
+from oasis_tf.metrics.segmenter import get_synthetic_segmenter, load_segmenter
 
 __all__ = [
     "frechet_distance", "fid_from_features", "feature_statistics", "save_statistics",
-    "load_statistics", "load_statistics_for", "StatisticsAccumulator", "compute_statistics", "compute_fid",
+    "load_statistics", "load_statistics_for", "compute_statistics", "compute_fid",
     "InceptionFeatureExtractor", "KerasInceptionV3Extractor", "StandardFIDInceptionExtractor",
-    "find_keras_inception_weights", "preprocess_keras_inception",
-    "mean_iou", "confusion_matrix", "iou_from_confusion", "pixel_accuracy", "MeanIoUAccumulator", "segment_with",
+    "preprocess_keras_inception",
+    "mean_iou", "confusion_matrix", "MeanIoUAccumulator", "segment_with",
     "ms_ssim_diversity", "ms_ssim_scales",
     "evaluate_generator", "evaluate_synthetic", "GeneratorFID", "make_extractor", "extractor_info", "format_report",
-    "write_report", "format_class_table", "class_report", "plot_class_iou", "default_real_stats_path",
-    "load_generator", "get_synthetic_segmenter", "SyntheticSegmenter", "load_segmenter",
+    "write_report", "format_class_table", "plot_class_iou", "default_real_stats_path", "default_report_path", "NOT_COMPARABLE",
+    "get_synthetic_segmenter", "load_segmenter",
 ]

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["ms_ssim_diversity", "ms_ssim_scales", "MS_SSIM_POWER_FACTORS"]
-
 # The standard 5-scale weights (Wang et al. 2003), tf.image.ssim_multiscale's default.
 MS_SSIM_POWER_FACTORS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 

@@ -43,36 +43,14 @@ import warnings
 
 import numpy as np
 
-from oasis_tf.data.synthetic import stored_options as synthetic_options  # its former name here
-from oasis_tf.loading import load_generator  # the shared loader, public here too
 from oasis_tf.metrics.diversity import ms_ssim_diversity, ms_ssim_scales, MS_SSIM_POWER_FACTORS
-from oasis_tf.metrics.extractors import default_standard_inception_path, extractor_info, make_extractor
+from oasis_tf.metrics.extractors import extractor_info, make_extractor
 from oasis_tf.metrics.fid import StatisticsAccumulator, frechet_distance, load_statistics_for, save_statistics
-from oasis_tf.metrics.generation import generate_images, generated_batches, generation_fn
+from oasis_tf.metrics.generation import generate_images, generated_batches, metrics_pipeline
 from oasis_tf.metrics.miou import MeanIoUAccumulator, segment_with
-from oasis_tf.metrics.report import (NOT_COMPARABLE, class_report, format_class_table, format_report,
-                                     write_report)
-
-__all__ = [
-    "evaluate_generator",
-    "evaluate_synthetic",
-    "synthetic_options",
-    "GeneratorFID",
-    "make_extractor",
-    "extractor_info",
-    "format_report",
-    "format_class_table",
-    "write_report",
-    "save_real_statistics",
-    "default_real_stats_path",
-    "load_generator",
-    "default_standard_inception_path",
-    "NOT_COMPARABLE",
-    "DIVERSITY_SEED_OFFSET",
-]
+from oasis_tf.metrics.report import NOT_COMPARABLE, class_report, format_class_table, format_report
 
 DIVERSITY_SEED_OFFSET = 1 << 32  # noise seed of sample k of label map i: seed + i + k * offset
-save_real_statistics = save_statistics  # the real split's statistics cache (its earlier name)
 
 
 def default_real_stats_path(data_root, layout, split, image_size, extractor, max_images=None) -> str:
@@ -93,6 +71,21 @@ def default_real_stats_path(data_root, layout, split, image_size, extractor, max
     if max_images:
         stem += f"-n{int(max_images)}"
     return os.path.join(os.fspath(data_root), "fid_stats", stem + ".npz")
+
+
+def default_report_path(model, config_path, split) -> str:
+    """Where an evaluation's report goes by default: ``<run>/evaluation-<split>.json`` for
+    a run folder (``config_path`` its ``config.yaml``), else
+    ``evaluation-<model file's stem>-<split>.json`` in the current folder."""
+    from oasis_tf.inference import OFFICIAL_SUFFIXES
+
+    model_path = os.path.normpath(os.fspath(model))
+    if (os.path.isdir(model_path) and config_path
+            and os.path.dirname(os.fspath(config_path)) == model_path):
+        return os.path.join(model_path, f"evaluation-{split}.json")
+    suffixes = "|".join(re.escape(s) for s in (".keras",) + OFFICIAL_SUFFIXES)
+    stem = re.sub(rf"({suffixes})$", "", os.path.basename(model_path))
+    return f"evaluation-{stem}-{split}.json"
 
 
 class GeneratorFID:
@@ -132,7 +125,7 @@ class GeneratorFID:
         self._load_cached()
         key = id(generator)
         if key not in self._fns:
-            self._fns = {key: generation_fn(generator)}
+            self._fns = {key: metrics_pipeline(generator)}
         need_real = self.real_statistics is None
         acc_real = StatisticsAccumulator() if need_real else None
         acc_fake = StatisticsAccumulator()
@@ -203,7 +196,8 @@ def evaluate_generator(generator, dataset, extractor=None, segmenter=None, real_
         ignore_index: don't-care class for mIoU (None: none).
         segment_real: also segment the real images (``miou_real``).
         class_names: optional class names (the data set's class list), stored in the report and
-            used in ``classes``; ids without a name are called ``class_<id>``.
+            used in ``classes``; ids without a name are called ``class_<id>``. Default: the
+            generator's own (an own data set's, ``OASISGenerator(class_names=...)``), if any.
         progress: optional callable ``(num_images_done) -> None``.
 
     Returns:
@@ -220,8 +214,10 @@ def evaluate_generator(generator, dataset, extractor=None, segmenter=None, real_
     start = time.time()
     extractor = make_extractor(extractor) if isinstance(extractor, str) else extractor
     num_classes = int(generator.num_classes)
+    if class_names is None:
+        class_names = getattr(generator, "class_names", None)
     notes = []
-    gen = generation_fn(generator)
+    pipeline = metrics_pipeline(generator)
 
     # FID set-up
     real_stats = None
@@ -243,7 +239,7 @@ def evaluate_generator(generator, dataset, extractor=None, segmenter=None, real_
     div_labels, div_first, real_keep = [], [], []
 
     count = 0
-    for label, real, fake in generated_batches(gen, dataset, max_images, seed):
+    for label, real, fake in generated_batches(pipeline, dataset, max_images, seed):
         b = label.shape[0]
         if acc_fake is not None:
             acc_fake.update(extractor(fake))
@@ -341,7 +337,7 @@ def evaluate_generator(generator, dataset, extractor=None, segmenter=None, real_
         samples = [np.stack(div_first)]
         idx = np.arange(len(labels), dtype=np.int64) + int(seed)
         for k in range(1, k_div):
-            samples.append(generate_images(gen, labels, idx + k * DIVERSITY_SEED_OFFSET))
+            samples.append(generate_images(pipeline, labels, idx + k * DIVERSITY_SEED_OFFSET))
         a = np.concatenate([samples[i] for i in range(k_div) for j in range(i + 1, k_div)])
         b = np.concatenate([samples[j] for i in range(k_div) for j in range(i + 1, k_div)])
         report["ms_ssim"] = ms_ssim_diversity(a, b)

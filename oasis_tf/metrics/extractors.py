@@ -22,21 +22,6 @@ import os
 
 import numpy as np
 
-__all__ = [
-    "InceptionFeatureExtractor",
-    "KerasInceptionV3Extractor",
-    "StandardFIDInceptionExtractor",
-    "find_keras_inception_weights",
-    "preprocess_keras_inception",
-    "to_unit_range",
-    "extractor_info",
-    "default_standard_inception_path",
-    "make_extractor",
-    "KERAS_INCEPTION_WEIGHTS_FILE",
-    "KERAS_INCEPTION_WEIGHTS_URL",
-    "STANDARD_INCEPTION_URL",
-]
-
 KERAS_INCEPTION_WEIGHTS_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
 KERAS_INCEPTION_WEIGHTS_URL = (
     "https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/"

@@ -6,9 +6,8 @@ singular (the square root is not finite) ``eps * I`` is added to both
 covariances, with a warning; small imaginary parts from numerical error are
 dropped, and a large one (> 1e-3 on the diagonal) raises ``ValueError``.
 
-Features come from the extractors of `oasis_tf.metrics.extractors`
-(re-exported here): only `StandardFIDInceptionExtractor` gives numbers
-comparable with papers.
+Features come from the extractors of `oasis_tf.metrics.extractors`: only
+`StandardFIDInceptionExtractor` gives numbers comparable with papers.
 
 Statistics are stored as ``.npz`` with keys ``mu`` and ``sigma`` — the keys
 pytorch-fid reads and writes, so statistics can be exchanged both ways. The
@@ -24,37 +23,7 @@ import warnings
 import numpy as np
 import scipy.linalg
 
-from oasis_tf.metrics.extractors import (  # noqa: F401 - re-exported (their historical home)
-    KERAS_INCEPTION_WEIGHTS_FILE,
-    KERAS_INCEPTION_WEIGHTS_URL,
-    STANDARD_INCEPTION_URL,
-    InceptionFeatureExtractor,
-    KerasInceptionV3Extractor,
-    StandardFIDInceptionExtractor,
-    extractor_info,
-    find_keras_inception_weights,
-    preprocess_keras_inception,
-    to_unit_range,
-)
-
-__all__ = [
-    "frechet_distance",
-    "feature_statistics",
-    "fid_from_features",
-    "save_statistics",
-    "load_statistics",
-    "load_statistics_for",
-    "StatisticsAccumulator",
-    "InceptionFeatureExtractor",
-    "KerasInceptionV3Extractor",
-    "StandardFIDInceptionExtractor",
-    "compute_statistics",
-    "compute_fid",
-    "to_unit_range",
-    "KERAS_INCEPTION_WEIGHTS_FILE",
-    "KERAS_INCEPTION_WEIGHTS_URL",
-    "STANDARD_INCEPTION_URL",
-]
+from oasis_tf.metrics.extractors import extractor_info
 
 
 # --------------------------------------------------------------------------

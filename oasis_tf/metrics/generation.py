@@ -1,41 +1,31 @@
-"""The generation loop shared by every evaluation: a split's label maps through a generator.
+"""The generation loop shared by every evaluation: a split's label maps through a pipeline.
 
-    gen = generation_fn(generator)
-    for label, real, fake in generated_batches(gen, dataset, max_images=500, seed=0):
+    pipeline = OASISPipeline.from_generator(generator, batch_size=None)
+    for label, real, fake in generated_batches(pipeline, dataset, max_images=500, seed=0):
         ...  # label int32 [B, H, W], real float [-1, 1] [B, H, W, 3] or None, fake likewise
 
 Image ``i`` (in dataset order) is generated from the label map of real image
-``i`` with noise ``seeded_noise(seed + i)`` (the project's seeded noise,
-`oasis_tf.inference.generate`), so results are reproducible. The generated
-images are quantised to uint8 (as when they are saved to PNG and read back,
-what published evaluations do) and returned as float [-1, 1].
+``i`` with noise seed ``seed + i`` (``oasis_tf.inference.OASISPipeline.generate``: the
+same image as every other front end gives for that seed), so results are
+reproducible. The generated images are quantised to uint8 (as when they are saved to
+PNG and read back, what published evaluations do) and returned as float [-1, 1].
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from oasis_tf.images import to_float as to_float_images  # public here too (used by the metrics)
-
-__all__ = ["generation_fn", "generated_batches", "generate_images", "to_float_images", "batch_arrays"]
+from oasis_tf.images import to_float
 
 
-def generation_fn(generator):
-    """``fn(label int32 [B, H, W], seeds int64 [B]) -> uint8 [B, H, W, 3]`` (a tf.function).
+def metrics_pipeline(generator):
+    """An ``OASISPipeline`` that generates each data set batch in one call (a pipeline
+    passes as it is)."""
+    from oasis_tf.inference import OASISPipeline
 
-    Args:
-        generator: an ``OASISGenerator`` (anything `oasis_tf.inference.generate` takes).
-    """
-    import tensorflow as tf
-
-    from oasis_tf.inference import generate
-
-    @tf.function(reduce_retracing=True)
-    def fn(label, seeds):
-        return generate(generator, label, seed=seeds)
-
-    return fn
-
+    if isinstance(generator, OASISPipeline):
+        return generator
+    return OASISPipeline.from_generator(generator, batch_size=None)
 
 def batch_arrays(batch):
     """``(label int32 [B, H, W], image [B, H, W, 3] or None)`` of a dict or ``(image, label)`` batch."""
@@ -66,11 +56,11 @@ def _iterate(dataset):
     return iter(dataset)
 
 
-def generated_batches(gen, dataset, max_images=None, seed=0):
+def generated_batches(pipeline, dataset, max_images=None, seed=0):
     """Yields ``(label, real, fake)`` per batch of ``dataset``, the whole split or its first ``max_images``.
 
     Args:
-        gen: a `generation_fn`.
+        pipeline: an ``OASISPipeline`` (``metrics_pipeline``).
         dataset: iterable of batches (dicts with "label" and optionally "image", or
             ``(image, label)`` tuples), or a callable returning one.
         max_images: stop after this many images (None: all).
@@ -90,14 +80,14 @@ def generated_batches(gen, dataset, max_images=None, seed=0):
         if b == 0:
             break
         seeds = np.arange(count, count + b, dtype=np.int64) + int(seed)
-        fake = to_float_images(np.asarray(gen(label, seeds)))
-        real = None if image is None else to_float_images(image)
+        fake = to_float(pipeline.generate(label, seeds))
+        real = None if image is None else to_float(image)
         count += b
         yield label, real, fake
 
 
-def generate_images(gen, labels, seeds, batch_size=32) -> np.ndarray:
+def generate_images(pipeline, labels, seeds, batch_size=32) -> np.ndarray:
     """Float [-1, 1] images of ``labels`` [N, H, W] with noise seeds ``seeds`` [N], in batches."""
-    out = [np.asarray(gen(labels[s:s + batch_size], seeds[s:s + batch_size]))
+    out = [pipeline.generate(labels[s:s + batch_size], seeds[s:s + batch_size])
            for s in range(0, len(labels), batch_size)]
-    return to_float_images(np.concatenate(out))
+    return to_float(np.concatenate(out))

@@ -23,15 +23,6 @@ import os
 
 import numpy as np
 
-__all__ = [
-    "confusion_matrix",
-    "iou_from_confusion",
-    "mean_iou",
-    "MeanIoUAccumulator",
-    "pixel_accuracy",
-    "segment_with",
-]
-
 
 def confusion_matrix(pred_ids, true_ids, num_classes: int, ignore_index=0) -> np.ndarray:
     """``cm[t, p]``: number of pixels with true class ``t`` predicted as ``p`` (int64, [K, K]).

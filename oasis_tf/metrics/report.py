@@ -23,9 +23,6 @@ import numpy as np
 
 from oasis_tf.metrics.miou import iou_from_confusion, pixel_accuracy
 
-__all__ = ["NOT_COMPARABLE", "class_names_for", "class_report", "format_report", "format_class_table",
-           "plot_class_iou", "class_chart_path", "write_report"]
-
 NOT_COMPARABLE = "not comparable with published FID"
 CLASS_CHART_SUFFIX = "-class_iou.png"
 
@@ -37,7 +34,7 @@ def _finite_or_none(value):
     return value if math.isfinite(value) else None
 
 
-def class_names_for(num_classes, class_names=None) -> list:
+def _completed_names(num_classes, class_names=None) -> list:
     """``num_classes`` names: ``class_names[i]`` where given, else ``class_<i>``.
 
     Args:
@@ -55,7 +52,7 @@ def class_report(confusion, confusion_real=None, class_names=None, ignore_index=
     Args:
         confusion: [K, K] counts of the segmenter on the generated images.
         confusion_real: the same on the real images, or None.
-        class_names: names (see `class_names_for`).
+        class_names: names (a shorter list is completed with ``class_<i>``).
         ignore_index: the don't-care class (left out of the entries; None: none).
 
     Returns:
@@ -65,7 +62,7 @@ def class_report(confusion, confusion_real=None, class_names=None, ignore_index=
     """
     cm = np.asarray(confusion, dtype=np.int64)
     k = cm.shape[0]
-    names = class_names_for(k, class_names)
+    names = _completed_names(k, class_names)
     _, iou = iou_from_confusion(cm, ignore_index)
     iou_real = iou_from_confusion(confusion_real, ignore_index)[1] if confusion_real is not None else None
     gt = cm.sum(axis=1)

@@ -28,9 +28,6 @@ import numpy as np
 from oasis_tf.images import to_float as _to_float
 from oasis_tf.metrics.miou import MeanIoUAccumulator
 
-__all__ = ["build_segmenter", "train_segmenter", "evaluate_segmenter", "get_synthetic_segmenter",
-           "SyntheticSegmenter", "load_split_arrays", "load_segmenter", "SEGMENTER_VERSION"]
-
 SEGMENTER_VERSION = 1
 
 
@@ -229,7 +226,7 @@ def get_synthetic_segmenter(data_root, image_size=(64, 64), cache_dir=None, step
     """
     import keras
 
-    from oasis_tf.data.synthetic import NUM_CLASSES
+    from oasis_tf.data.synthetic_scenes import NUM_CLASSES
 
     log = print if verbose else (lambda *_: None)
     root = os.fspath(data_root)

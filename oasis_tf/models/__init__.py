@@ -1,9 +1,7 @@
-"""The OASIS networks."""
+"""The OASIS networks, and the model that trains them."""
 
 from oasis_tf.models.discriminator import OASISDiscriminator
 from oasis_tf.models.generator import OASISGenerator
+from oasis_tf.models.oasis import OASIS
 
-__all__ = ["OASISDiscriminator", "OASISGenerator"]
-from oasis_tf.models.oasis import OASIS  # noqa: E402
-
-__all__.append("OASIS")
+__all__ = ["OASIS", "OASISDiscriminator", "OASISGenerator"]

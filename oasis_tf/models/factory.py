@@ -11,15 +11,21 @@ def generator_from_config(model_config, name="generator", dataset=None):
         model_config: the ``model`` section of an ``OASISConfig``.
         name: the Keras name of the network.
         dataset: the dataset name it is trained on (``config.data.dataset``): its
-            class names and palette go with the generator.
+            class names and palette go with the generator, unless the config names
+            its own (``model.class_names`` / ``model.palette``, e.g. an own data set's).
     """
     m = model_config
+    auto = m.auto_fields()
+    if auto:
+        raise ValueError(f"the generator needs the values found from the data set; "
+                         f"{', '.join(f'model.{k}' for k in auto)} still \"auto\": resolve "
+                         f"the config first (oasis_tf.data.resolve_config)")
     return OASISGenerator(num_classes=m.num_classes, image_size=m.image_size,
                           base_channels=m.g_channels, z_dim=m.z_dim,
                           num_res_blocks=m.num_res_blocks, use_3d_noise=m.use_3d_noise,
                           spectral_norm=m.spectral_norm, norm_type=m.norm_type,
                           spade_hidden=m.spade_hidden, spade_ks=m.spade_ks, dataset=dataset,
-                          name=name)
+                          class_names=m.class_names, palette=m.palette, name=name)
 
 
 def discriminator_from_config(model_config, name="discriminator"):

@@ -61,11 +61,17 @@ class OASISGenerator(keras.Model):
         dataset: optional dataset name ("ade20k", "cityscapes", "coco_stuff",
             "synthetic", ...): the class names and colours of its label maps
             (``oasis_tf.palettes``); saved with the model.
+        class_names: optional list of ``num_classes`` names (an own data set's
+            classes); saved with the model, and preferred to ``dataset``'s by every
+            front end (``oasis_tf.images.class_names_for``).
+        palette: optional list of ``num_classes`` [r, g, b] colours, likewise
+            (``oasis_tf.images.palette_for``).
     """
 
     def __init__(self, num_classes, image_size=(256, 256), base_channels=64, z_dim=64,
                  num_res_blocks=6, use_3d_noise=True, spectral_norm=True,
-                 norm_type="syncbatch", spade_hidden=128, spade_ks=3, dataset=None, **kwargs):
+                 norm_type="syncbatch", spade_hidden=128, spade_ks=3, dataset=None,
+                 class_names=None, palette=None, **kwargs):
         super().__init__(**kwargs)
         self.num_classes = int(num_classes)
         self.image_size = _parse_size(image_size)
@@ -78,6 +84,10 @@ class OASISGenerator(keras.Model):
         self.spade_hidden = int(spade_hidden)
         self.spade_ks = int(spade_ks)
         self.dataset = None if dataset is None else str(dataset)
+        # tuples: Keras would wrap lists in tracked containers
+        self.class_names = None if class_names is None else tuple(str(n) for n in class_names)
+        self.palette = None if palette is None else tuple(tuple(int(v) for v in c)
+                                                          for c in palette)
         self._validate()
 
         self.widths = generator_widths(self.base_channels, self.num_res_blocks)
@@ -106,6 +116,15 @@ class OASISGenerator(keras.Model):
         if self.norm_type not in NORM_TYPES:
             raise ValueError(f"`norm_type` must be one of {NORM_TYPES}. Received: "
                              f"norm_type={self.norm_type!r}")
+        for key in ("class_names", "palette"):
+            value = getattr(self, key)
+            if value is not None and len(value) != self.num_classes:
+                raise ValueError(f"`{key}` must have one entry per class (num_classes="
+                                 f"{self.num_classes}). Received: {len(value)} entries")
+        if self.palette is not None and any(len(c) != 3 or min(c) < 0 or max(c) > 255
+                                            for c in self.palette):
+            raise ValueError(f"`palette` entries must be [r, g, b] in 0..255. Received: "
+                             f"palette={[list(c) for c in self.palette]}")
         factor = 2 ** (self.num_res_blocks - 1)
         h, w = self.image_size
         if h % factor or w % factor:
@@ -251,7 +270,9 @@ class OASISGenerator(keras.Model):
                       num_res_blocks=self.num_res_blocks, use_3d_noise=self.use_3d_noise,
                       spectral_norm=self.spectral_norm, norm_type=self.norm_type,
                       spade_hidden=self.spade_hidden, spade_ks=self.spade_ks,
-                      dataset=self.dataset)
+                      dataset=self.dataset,
+                      class_names=None if self.class_names is None else list(self.class_names),
+                      palette=None if self.palette is None else [list(c) for c in self.palette])
         return config
 
     @classmethod

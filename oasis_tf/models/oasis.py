@@ -462,7 +462,7 @@ class OASIS(keras.Model):
         config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
         config["discriminator"] = keras.saving.deserialize_keras_object(config["discriminator"])
         if isinstance(config.get("vgg_loss"), dict):
-            from oasis_tf.vgg_loss import VGGLoss
+            from oasis_tf.losses.vgg import VGGLoss
 
             config["vgg_loss"] = VGGLoss(**config["vgg_loss"])
         return cls(**config)

@@ -1,11 +1,13 @@
 """OASIS Studio: a Gradio page to paint label maps and generate images.
 
-``StudioModel`` (``oasis_tf.studio.model``) holds the generator, its class names and
-palette; ``build_app`` / ``launch`` (``oasis_tf.studio.app``) make and serve the page
-(Gradio is the optional extra ``studio``: ``pip install -e ".[studio]"``).
+``build_app(pipeline)`` / ``launch`` (``oasis_tf.studio.app``) make and serve the page
+for an ``oasis_tf.inference.OASISPipeline``; ``oasis_tf.studio.canvas`` turns the
+painted canvas into class ids and gives the example maps (Gradio is the optional extra
+``studio``: ``pip install ".[studio]"``).
 """
 
 from oasis_tf.studio.app import build_app, launch
-from oasis_tf.studio.model import StudioModel, canvas_scale, newest_run
+from oasis_tf.studio.canvas import canvas_scale, example_label_maps, label_from_canvas, newest_run
 
-__all__ = ["StudioModel", "build_app", "launch", "canvas_scale", "newest_run"]
+__all__ = ["build_app", "launch", "canvas_scale", "example_label_maps", "label_from_canvas",
+           "newest_run"]

@@ -18,8 +18,6 @@ import os
 import socket
 import stat
 
-__all__ = ["AUTH_ENV", "is_loopback", "read_auth_file", "check_access"]
-
 AUTH_ENV = "OASIS_STUDIO_AUTH"
 
 

@@ -1,6 +1,6 @@
 """The OASIS Studio page (Gradio): paint a label map, get images, resample regions.
 
-``build_app(model)`` returns a ``gradio.Blocks`` for a ``StudioModel``:
+``build_app(model)`` returns a ``gradio.Blocks`` for an ``OASISPipeline``:
 
 * a canvas at the model's size times ``canvas_scale`` with a brush in the class
   palette, a class list (names and colours) that sets the brush colour, "Fill"
@@ -52,9 +52,7 @@ import numpy as np
 from PIL import Image
 
 from oasis_tf import images
-from oasis_tf.studio.model import canvas_scale
-
-__all__ = ["build_app", "MAX_VARIATIONS"]
+from oasis_tf.studio.canvas import canvas_scale, example_label_maps, label_from_canvas
 
 MAX_VARIATIONS = 8
 KEEP_SECONDS = 600    # Gradio's copies of served files and uploads
@@ -118,10 +116,10 @@ def _prune(workdir, age, cache=None, cache_age=None, keep=()):
 
 
 def build_app(model, workdir=None, title="OASIS Studio", keep_seconds=KEEP_SECONDS):
-    """The Gradio page for ``model`` (a ``StudioModel``).
+    """The Gradio page for ``model`` (an ``oasis_tf.inference.OASISPipeline``).
 
     Args:
-        model: the ``StudioModel``.
+        model: the pipeline whose images the page shows.
         workdir: folder for the PNGs the page serves (default: a new temporary one,
             removed when the process ends).
         title: the page title.
@@ -174,7 +172,7 @@ def build_app(model, workdir=None, title="OASIS Studio", keep_seconds=KEEP_SECON
         return run
 
     example_files = []
-    for name, label in model.examples():
+    for name, label in example_label_maps(model):
         path = workdir / "examples" / f"{name}.png"
         path.parent.mkdir(exist_ok=True)
         Image.fromarray(images.colorize(label, model.palette)).save(path)
@@ -191,7 +189,7 @@ def build_app(model, workdir=None, title="OASIS Studio", keep_seconds=KEEP_SECON
         composite = value.get("composite") if isinstance(value, dict) else value
         if composite is None:
             raise ValueError("the canvas is empty: paint a label map or upload one")
-        return model.label_from_canvas(np.asarray(composite), scale)
+        return label_from_canvas(model, np.asarray(composite), scale)
 
     def label_files(label):
         return [save(images.colorize(label, model.palette), "label_colour"),

@@ -40,10 +40,7 @@ import numpy as np
 import tensorflow as tf
 
 from oasis_tf.fileio import writing
-from oasis_tf.images import colorize, make_grid, palette_for, to_uint8
-
-__all__ = ["RunContext", "PerStepMetrics", "NaNGuard", "StopGuard", "ProgressLogger",
-           "SampleGrid", "Checkpointer", "colorize", "make_grid"]
+from oasis_tf.images import make_grid, to_uint8
 
 LOSS_KEYS = ("loss_g", "loss_d", "loss_d_fake", "loss_d_real", "loss_d_labelmix")
 
@@ -301,27 +298,30 @@ class ProgressLogger(_StepCallback):
 
 # ---------------------------------------------------------------- sample grids
 class SampleGrid(_StepCallback):
-    """Sample grids for a fixed batch and fixed noise.
+    """Sample grids for a fixed batch and fixed noise: rows label | real | generator |
+    EMA generator, image ``i`` with noise seed ``noise_seed + i`` (made by
+    ``oasis_tf.inference.OASISPipeline``, as every front end makes a seed's image).
 
     Args:
         context: the ``RunContext``.
         batch: dict with "image" [N, H, W, 3] and "label" [N, H, W] (numpy or tensors).
         every: int. Interval in steps (also at the end of training).
-        noise_seed: seed of the fixed noise.
-        palette: uint8 [C, 3]; default: the colours of the generator's dataset
-            (``oasis_tf.images.palette_for``).
+        noise_seed: seed of image 0's noise.
     """
 
-    def __init__(self, context, batch, every=1000, noise_seed=0, palette=None):
+    def __init__(self, context, batch, every=1000, noise_seed=0):
+        from oasis_tf.inference import OASISPipeline
+
         super().__init__(context)
         self.every = int(every)
         self.label = np.asarray(batch["label"]).astype(np.int32)
         self.image = np.asarray(batch["image"], np.float32)
+        self.seeds = np.arange(len(self.label), dtype=np.int64) + int(noise_seed)
         model = context.model
-        self.palette = palette_for(model.generator, palette=palette)
-        rng = np.random.default_rng(noise_seed)
-        self.noise = rng.standard_normal((len(self.label), model.generator.z_dim)).astype(
-            np.float32)
+        self.pipelines = [OASISPipeline.from_generator(network, batch_size=None)
+                          for network in (model.generator,
+                                          getattr(model, "ema_generator", None))
+                          if network is not None]
         self._last = None
 
     def on_train_batch_end(self, batch, logs=None):
@@ -336,12 +336,9 @@ class SampleGrid(_StepCallback):
 
     def render(self):
         """The grid, uint8 [4*(H+2)+2, N*(W+2)+2, 3]."""
-        model = self.context.model
-        inputs = {"label": tf.constant(self.label), "noise": tf.constant(self.noise)}
-        rows = [colorize(self.label, self.palette), to_uint8(self.image),
-                to_uint8(model.generator(inputs, training=False))]
-        if getattr(model, "ema_generator", None) is not None:
-            rows.append(to_uint8(model.ema_generator(inputs, training=False)))
+        first = self.pipelines[0]
+        rows = [[first.colorize(x) for x in self.label], to_uint8(self.image)]
+        rows += [pipeline.generate(self.label, self.seeds) for pipeline in self.pipelines]
         return make_grid(rows)
 
     def write(self, step):

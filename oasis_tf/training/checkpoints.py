@@ -27,7 +27,7 @@ or a ``state.json`` that is not JSON make the checkpoint *damaged*
 newest checkpoint (``newest_whole_checkpoint``) skips damaged ones with a
 warning and takes the newest whole one; when none is whole,
 ``NoWholeCheckpointError`` lists every checkpoint found and what is wrong with it.
-``oasis_tf.loading`` finds a run's checkpoints with the same functions.
+``oasis_tf.inference.load_generator`` finds a run's checkpoints with the same functions.
 
 Why not ``tf.train.Checkpoint`` / ``tf.train.CheckpointManager`` (re-checked on
 Keras 3.15 / TF 2.21, ``tests/test_checkpoint_integrity.py`` shows it): Keras 3
@@ -51,12 +51,6 @@ from pathlib import Path
 import numpy as np
 
 from oasis_tf.fileio import sha256_file, writing
-
-__all__ = ["CheckpointManager", "save_training_state", "restore_training_state",
-           "optimizer_checksum", "read_state", "write_manifest", "verify_manifest",
-           "verify_checkpoint", "manifest_step",
-           "list_checkpoints", "newest_whole_checkpoint", "has_checkpoint",
-           "DamagedCheckpointError", "NoWholeCheckpointError", "MANIFEST"]
 
 MANIFEST = "manifest.json"
 _CKPT = re.compile(r"^ckpt-(\d+)$")

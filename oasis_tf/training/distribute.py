@@ -31,9 +31,6 @@ import os
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["STRATEGIES", "create_strategy", "tf_config", "task_info", "is_chief",
-           "state_digest", "num_workers", "sum_over_workers"]
-
 STRATEGIES = ("default", "mirrored", "multiworker")
 
 

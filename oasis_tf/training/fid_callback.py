@@ -34,8 +34,6 @@ import keras
 from oasis_tf.training.callbacks import global_step, summary_png, summary_scalar
 from oasis_tf.training.plots import plot_fid_curve
 
-__all__ = ["FIDCallback", "plot_fid_curve", "FID_PLOT_NAME", "FID_REAL_STATS_NAME"]
-
 FID_PLOT_NAME = "fid.png"
 FID_REAL_STATS_NAME = "fid_real_stats.npz"
 
@@ -63,7 +61,7 @@ class FIDCallback(keras.callbacks.Callback):
     def __init__(self, context, extractor, dataset, every=5000, manager=None, max_images=None,
                  batch_size=16, seed=0, real_stats_path=None, at_end=True, plot_path=None):
         super().__init__()
-        from oasis_tf.metrics.evaluate import GeneratorFID
+        from oasis_tf.metrics import GeneratorFID
         from oasis_tf.metrics.extractors import extractor_info, make_extractor
 
         self.context = context

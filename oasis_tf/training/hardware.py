@@ -8,9 +8,6 @@ float32 (README, performance). Elsewhere bfloat16 is emulated and slower than fl
 
 import os
 
-__all__ = ["NATIVE_BFLOAT16_FLAGS", "cpu_flags", "native_bfloat16_flags",
-           "choose_cpu_precision"]
-
 # /proc/cpuinfo flags of native bfloat16 arithmetic.
 NATIVE_BFLOAT16_FLAGS = ("amx_bf16", "avx512_bf16")
 

@@ -31,8 +31,6 @@ import os
 import re
 from pathlib import Path
 
-__all__ = ["initialize_from", "InitReport", "class_dependent_layers"]
-
 _OFFICIAL = re.compile(r"^(?P<which>.+)_(?P<net>G|D|EMA)\.(?P<ext>pth|npz)$")
 
 

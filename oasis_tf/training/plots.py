@@ -15,8 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["plot_losses", "plot_fid_curve", "CURVE_COLOURS"]
-
 CURVE_COLOURS = {
     "loss_g": "#1f77b4",
     "loss_d": "#000000",

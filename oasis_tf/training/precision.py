@@ -30,8 +30,6 @@ import contextlib
 
 import keras
 
-__all__ = ["POLICIES", "check_policy", "policy_scope"]
-
 POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 
 

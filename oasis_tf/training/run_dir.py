@@ -26,8 +26,6 @@ from pathlib import Path
 from oasis_tf.config import save_config
 from oasis_tf.fileio import writing
 
-__all__ = ["RunDir", "create_run_dir", "next_run_path", "open_logger", "LOGGER_NAME"]
-
 LOGGER_NAME = "oasis_tf.training"
 _SUBDIRS = ("samples", "checkpoints", "tensorboard")
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"

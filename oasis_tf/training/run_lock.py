@@ -42,9 +42,6 @@ import threading
 import time
 from pathlib import Path
 
-__all__ = ["RunLock", "RunFolderInUseError", "LOCK_NAME", "HEARTBEAT_SECONDS",
-           "STALE_SECONDS"]
-
 LOCK_NAME = "train.lock"
 HEARTBEAT_SECONDS = 15.0
 STALE_SECONDS = 120.0

@@ -1,8 +1,8 @@
 """Where a training process writes, decided before its first step: the run folder
 (the chief: a new numbered one, a fixed ``backup_dir`` or the one resumed, locked
 for this process: ``run_lock.py``) or only a log (other workers), the data root the
-run reads, the synthetic data set on first use, the checkpoint to resume from and
-the checkpoint manager."""
+run reads, the values found from an own data set, the synthetic data set on first
+use, the checkpoint to resume from and the checkpoint manager."""
 
 import dataclasses
 import logging
@@ -31,27 +31,58 @@ def resume_or_fixed_folder(resume, backup_dir):
 
 
 def with_data_root(config, data_root, resume):
-    """``config`` with the absolute data root the run reads in ``data.root``.
+    """``config`` with the absolute data root the run reads in ``data.root``
+    (``oasis_tf.data.resolve.with_data_root``).
 
     ``data_root`` wins over ``config.data.root``; on a resume without ``data_root``
     the run's own ``config.yaml`` decides (a ``config`` from elsewhere cannot
-    silently switch the data). The synthetic layout defaults to
-    ``oasis_tf.data.default_synthetic_root()``."""
-    root = data_root
-    if root is None and resume is not None:
+    silently switch the data)."""
+    from oasis_tf.data.resolve import with_data_root as resolved
+
+    if data_root is None and resume is not None:
         saved = RunDir(resume).config_path
         if saved.exists():
-            root = load_config(saved).data.root
-    if root is None:
-        root = config.data.root
-    if root is None and config.data.dataset == "synthetic":
-        from oasis_tf.data import default_synthetic_root
+            data_root = load_config(saved).data.root
+    return resolved(config, data_root)
 
-        root = default_synthetic_root()
-    if root is None:
-        return config
-    root = os.path.abspath(os.path.expanduser(os.fspath(root)))
-    return dataclasses.replace(config, data=dataclasses.replace(config.data, root=root))
+
+def resolve_from_data(config, resume, dataset_fn=None):
+    """``(config, report)``: an own data set (the folder layout) is inspected before
+    anything is built and the config's "auto" values are filled from it
+    (``oasis_tf.data.resolve_config``); ``report`` is the ``DatasetReport`` (None when
+    nothing was inspected).
+
+    On a resume the "auto" values come from the run's own ``config.yaml``: nothing is
+    decided again (the data is still checked against them). With a ``dataset_fn``
+    (in-memory data) a config without "auto" values is not inspected.
+
+    Raises:
+        oasis_tf.data.DatasetProblemsError: the data set has problems (one line each).
+    """
+    from oasis_tf.data import resolve
+
+    auto = config.auto_fields()
+    if auto and resume is not None and RunDir(resume).config_path.exists():
+        saved = load_config(RunDir(resume).config_path).to_dict()
+        values = config.to_dict()
+        for key in auto:
+            section, name = key.split(".")
+            values[section][name] = saved[section][name]
+        config = type(config).from_dict(values)
+    if not resolve.needs_inspection(config) or (dataset_fn is not None and not auto):
+        return config, None
+    return resolve.resolve_config(config)
+
+
+def log_data_report(report, session):
+    """Logs what the inspector found and writes its ``dataset_report.json`` into the run
+    folder (the chief's)."""
+    if report is None:
+        return
+    for line in report.summary_lines():
+        session.logger.info(line)
+    if session.run is not None:
+        report.write(session.run.path, picture=False)
 
 
 @dataclasses.dataclass

@@ -25,8 +25,6 @@ import logging
 import signal
 import threading
 
-__all__ = ["StopRequest", "handle_signals", "signal_name", "CODES"]
-
 # the codes summed over the workers: one slot per kind of request
 CODES = {"SIGTERM": 0, "SIGINT": 1, "request": 2}
 

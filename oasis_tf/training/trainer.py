@@ -73,13 +73,11 @@ from oasis_tf.training.checkpoints import (MANIFEST, DamagedCheckpointError, man
                                            write_manifest)
 from oasis_tf.training.init_from import initialize_from
 from oasis_tf.training.run_dir import LOGGER_NAME, next_run_path
-from oasis_tf.training.session import (checkpoint_manager, choose_checkpoint, open_session,
-                                       prepare_synthetic_data, resume_or_fixed_folder,
-                                       with_data_root)
+from oasis_tf.training.session import (checkpoint_manager, choose_checkpoint, log_data_report,
+                                       open_session, prepare_synthetic_data, resolve_from_data,
+                                       resume_or_fixed_folder, with_data_root)
 from oasis_tf.training.stop import StopRequest, handle_signals
-from oasis_tf.vgg_loss import vgg_loss_from_config
-
-__all__ = ["train", "TrainResult", "build_model", "make_dataset_fn", "save_final_networks"]
+from oasis_tf.losses.vgg import vgg_loss_from_config
 
 
 @dataclasses.dataclass
@@ -120,6 +118,7 @@ def build_model(config, strategy=None):
     ``mixed_float16`` both optimizers get dynamic loss scaling. ``train.jit_compile``
     XLA-compiles the training step."""
     strategy = strategy or tf.distribute.get_strategy()
+    config.require_resolved("build_model")
     m, t = config.model, config.train
     # The initial weights follow train.seed: runs repeat, and every worker of a
     # multi-worker job (which all build the model) starts from the same values.
@@ -157,11 +156,13 @@ def make_dataset_fn(config, data_root=None, synthetic_options=None):
     """``fn(split="train", training=True, batch_size=None, input_context=None)`` ->
     a ``tf.data.Dataset`` from ``oasis_tf.data.load_dataset`` with the config's
     settings (``data_root`` overrides ``config.data.root``; ``synthetic_options``:
-    the synthetic data set's parameters, see ``load_dataset``)."""
+    the synthetic data set's parameters, see ``load_dataset``). An own data set's
+    label mapping and val split come from its resolved config."""
     from oasis_tf import data as oasis_data
 
     d, m, t = config.data, config.model, config.train
     root = data_root if data_root is not None else d.root
+    own = oasis_data.dataset_options(config)  # an own data set's mapping; refuses "auto"
 
     def fn(split="train", training=True, batch_size=None, input_context=None):
         return oasis_data.load_dataset(
@@ -170,7 +171,7 @@ def make_dataset_fn(config, data_root=None, synthetic_options=None):
             num_classes=m.num_classes, seed=t.seed, shuffle_buffer=d.shuffle_buffer,
             num_parallel_calls=d.num_parallel_calls, skip_bad_files=d.skip_bad_files,
             flip=d.flip, input_context=input_context, load_size=d.load_size,
-            synthetic_options=synthetic_options)
+            synthetic_options=synthetic_options, **own)
 
     return fn
 
@@ -205,7 +206,9 @@ def train(config, data_root=None, runs_root="runs", resume=None, max_steps=None,
     """Trains OASIS as configured; returns a ``TrainResult``.
 
     The procedure, one named step each: check the arguments, decide the data root,
-    open the run folder (or a worker's log), prepare the data, build the model,
+    inspect an own data set (its "auto" values found, every bad file named: see
+    ``oasis_tf.data.resolve_config``), open the run folder (or a worker's log), prepare
+    the data, build the model,
     restore the newest whole checkpoint (on a resume), make the callbacks, fit, save
     the networks.
 
@@ -249,6 +252,8 @@ def train(config, data_root=None, runs_root="runs", resume=None, max_steps=None,
             another thread stops the run the same way.
 
     Raises:
+        oasis_tf.data.DatasetProblemsError: an own data set with problems (its message
+            lists them, one line per bad file); nothing is created.
         oasis_tf.training.checkpoints.NoWholeCheckpointError: a resume whose
             checkpoints are all damaged (each is listed with its problem).
         oasis_tf.training.run_lock.RunFolderInUseError: another process trains in
@@ -260,12 +265,14 @@ def train(config, data_root=None, runs_root="runs", resume=None, max_steps=None,
     strategy = _check_arguments(config, strategy)
     resume, fixed_path = resume_or_fixed_folder(resume, backup_dir)
     config = with_data_root(config, data_root, resume)
+    config, data_report = resolve_from_data(config, resume, dataset_fn)
     name = name or config.data.dataset
     stop = stop if stop is not None else StopRequest()
     with contextlib.ExitStack() as stack:
         session = open_session(config, strategy, runs_root, name, resume, fixed_path,
                                dry_run, console, stack)
         logger = session.logger
+        log_data_report(data_report, session)
         progress = stack.enter_context(_FullDiskAdvice(session))
         # On a resume the checkpoint is chosen (and verified) first, so a run whose
         # checkpoints are all damaged stops at once.
@@ -507,7 +514,7 @@ def _make_callbacks(config, model, session, manager, dataset_fn, total_steps,
                  cb.SampleGrid(context, sample_batch, every=t.sample_every,
                                noise_seed=t.seed)]
     if t.fid_every > 0 and fid_extractor is not None and session.chief:
-        from oasis_tf.metrics.evaluate import make_extractor
+        from oasis_tf.metrics import make_extractor
         from oasis_tf.training.fid_callback import FIDCallback
 
         extractor = (make_extractor(fid_extractor) if isinstance(fid_extractor, str)
@@ -562,9 +569,9 @@ def save_final_networks(model, run_path, step=None):
     """Writes ``generator.keras`` (the EMA generator when there is one) and
     ``discriminator.keras`` (in float32 whatever the training precision) into the run
     folder, then ``manifest.json`` with their
-    sizes and SHA-256 digests (``oasis_tf.loading`` checks them) and ``step``. The
-    old manifest goes first, so a process killed in between leaves files that are
-    not trusted (and a resume at the budget writes them again).
+    sizes and SHA-256 digests (``oasis_tf.inference.load_generator`` checks them) and
+    ``step``. The old manifest goes first, so a process killed in between leaves files
+    that are not trusted (and a resume at the budget writes them again).
 
     Returns:
         The two paths.

@@ -26,9 +26,6 @@ import os
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["VGGLoss", "KERAS_IMAGENET", "OFFICIAL_WEIGHTS_FILE", "VGG_LAYER_WEIGHTS",
-           "VGG19_SLICES", "vgg19_missing_weights_message", "vgg_loss_from_config"]
-
 # Keras' own VGG19 ImageNet weights (a different network: explicit opt-in).
 KERAS_IMAGENET = "keras_imagenet"
 # torchvision's VGG19 ImageNet state dict, what the official code loads.

@@ -1,4 +1,4 @@
-"""OASIS losses: class-balanced (N+1)-class cross-entropy and LabelMix.
+"""The adversarial losses of OASIS: class-balanced (N+1)-class cross-entropy and LabelMix.
 
 Conventions (channels-last):
 - Discriminator logits are ``[B, H, W, N + 1]``; channel 0 is "fake", channel
@@ -18,7 +18,7 @@ All losses cast their inputs to float32 (mixed precision) and return a float32
 scalar.
 
 ``VGGLoss`` (the official optional VGG19 perceptual loss of the generator) lives
-in ``oasis_tf/vgg_loss.py``.
+in ``oasis_tf/losses/vgg.py``.
 
 Reference: Sushko et al., "You Only Need Adversarial Supervision for Semantic
 Image Synthesis", ICLR 2021.
@@ -26,20 +26,6 @@ Image Synthesis", ICLR 2021.
 
 import tensorflow as tf
 from keras import ops
-
-from oasis_tf.vgg_loss import VGGLoss
-
-__all__ = [
-    "class_counts",
-    "class_balance_weights",
-    "d_real_loss",
-    "d_fake_loss",
-    "g_adversarial_loss",
-    "labelmix_mask",
-    "labelmix_images",
-    "labelmix_loss",
-    "VGGLoss",
-]
 
 
 def _pixel_count(x):

@@ -29,10 +29,8 @@ a checkpoint folder, a ``.keras`` file or an official state dict.
 import logging
 from pathlib import Path
 
-__all__ = ["load_generator", "load_discriminator", "OFFICIAL_SUFFIXES"]
-
 OFFICIAL_SUFFIXES = (".pth", ".pt", ".npz")
-_log = logging.getLogger("oasis_tf.loading")
+_log = logging.getLogger(__name__)
 
 
 def _run_checkpoint(run, which):
