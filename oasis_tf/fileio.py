@@ -5,11 +5,28 @@ Files that are written to a temporary name and renamed into place
 user's umask says. ``follow_umask`` gives them the mode a plain ``open`` /
 ``mkdir`` would have given (0666 / 0777 minus the umask), so a model written
 by one user can be served from shared storage or under another uid.
+
+Full disks. A write that fails for lack of space (``OSError`` ENOSPC or EDQUOT,
+also when h5py, zipfile or TensorFlow wrap it) becomes a ``DiskFullError`` in the
+``writing(what, path)`` block around it: it names what could not be written,
+where, and how much space is free there; the caller may add what is still safe
+and how to continue (``add_advice``). The commands' shared runner
+(``oasis_tf.cli.common``) prints it as one line.
 """
 
+import contextlib
+import errno
 import hashlib
 import os
+import re
+import shutil
 import threading
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+# what h5py ("errno = 28, error message = 'No space left on device'"), zipfile and
+# TensorFlow's file system layer say when they do not keep the errno
+_NO_SPACE_TEXT = re.compile(r"no space left on device|disk quota exceeded|\berrno\s*=?\s*28\b",
+                            re.IGNORECASE)
 
 _UMASK_LOCK = threading.Lock()
 
@@ -55,3 +72,98 @@ def sha256_file(path, chunk=1 << 20):
                 break
             h.update(block)
     return h.hexdigest()
+
+
+# ------------------------------------------------------------------ full disks
+def free_bytes(path):
+    """Bytes free for this user on the file system of ``path`` (its nearest existing
+    folder), or None when that cannot be read."""
+    path = os.path.abspath(os.fspath(path))
+    while path and not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None
+
+
+def format_bytes(count):
+    """``1.5 GB``-style text (powers of 1024), or "unknown" for None."""
+    if count is None:
+        return "unknown"
+    value = float(count)
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            return f"{int(value)} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TB"  # not reached
+
+
+def no_space_error(exc):
+    """The exception in ``exc``'s chain (itself, its cause or context) that says the
+    disk is full: an ``OSError`` with errno ENOSPC / EDQUOT, or an error whose text
+    says so (h5py and TensorFlow do not always keep the errno). None otherwise."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, DiskFullError):
+            return exc
+        if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
+            return exc
+        if _NO_SPACE_TEXT.search(str(exc)):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+class DiskFullError(OSError):
+    """A file could not be written for lack of space.
+
+    Attributes:
+        what: what could not be written ("checkpoint ckpt-00000060").
+        path: where (the file or folder).
+        free: bytes free there when the write failed (None: unknown).
+        advice: what is still safe and how to continue (may be empty).
+    """
+
+    def __init__(self, what, path, free=None, advice=""):
+        self.what, self.path, self.free, self.advice = what, os.fspath(path), free, advice
+        super().__init__(errno.ENOSPC, self._text())
+
+    def _text(self):
+        text = (f"no space left on device: could not write {self.what} to {self.path} "
+                f"({format_bytes(self.free)} free there)")
+        return f"{text}; {self.advice}" if self.advice else text
+
+    def add_advice(self, advice):
+        """Sets what is still safe and how to continue (kept when already set)."""
+        if not self.advice:
+            self.advice = advice
+            self.strerror = self._text()
+            self.args = (self.errno, self.strerror)
+        return self
+
+    def __str__(self):
+        return self._text()
+
+
+@contextlib.contextmanager
+def writing(what, path):
+    """Turns a full-disk failure of the writes inside into a ``DiskFullError``
+    naming ``what`` and ``path`` (chained to the original error); any other error
+    passes unchanged.
+
+        with writing(f"checkpoint {name}", folder):
+            save(...)
+    """
+    try:
+        yield
+    except DiskFullError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - only a full disk is translated
+        if no_space_error(exc) is None:
+            raise
+        raise DiskFullError(what, path, free_bytes(path)) from exc

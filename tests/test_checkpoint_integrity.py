@@ -13,6 +13,7 @@ The runs step eagerly (conftest's ``eager_steps``): what is checked here is what
 run folder holds, not the traced step.
 """
 
+import json
 import os
 import re
 import shutil
@@ -236,3 +237,222 @@ def test_tf_train_checkpoint_still_misses_variables(tmp_path):
         saved = [n for n, _ in tf.train.list_variables(path) if "VARIABLE_VALUE" in n]
         assert len(saved) < len(network.variables) // 2, (network.name, len(saved),
                                                           len(network.variables))
+
+
+# ------------------------------------------------- stop signals, unfinished runs, full disks
+def _keras_arrays(path):
+    """The weight arrays inside a ``.keras`` file (its ``model.weights.h5``), by path;
+    the file's own bytes differ between two saves (its metadata holds the time)."""
+    import io
+    import zipfile
+
+    import h5py
+
+    arrays = {}
+    with zipfile.ZipFile(path) as archive:
+        data = archive.read("model.weights.h5")
+    with h5py.File(io.BytesIO(data), "r") as f:
+        f.visititems(lambda key, obj: arrays.__setitem__(key, np.array(obj))
+                     if isinstance(obj, h5py.Dataset) else None)
+    return arrays
+
+
+def _same_networks(run, reference):
+    for name in ("generator.keras", "discriminator.keras"):
+        got, want = _keras_arrays(run / name), _keras_arrays(reference / name)
+        assert sorted(got) == sorted(want), name
+        for key in want:
+            np.testing.assert_array_equal(got[key], want[key], err_msg=f"{name}: {key}")
+
+
+@pytest.fixture
+def signal_at_step(monkeypatch):
+    """``signal_at_step(signum, step)``: the signal reaches this process while the step
+    ``step`` is in flight (sent as that step's batch begins). The handlers are the
+    same afterwards."""
+    import signal as signal_module
+    import threading
+
+    from oasis_tf.training import callbacks as cb
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers need the main thread; this test runs in another")
+    handlers = [signal_module.getsignal(s) for s in (signal_module.SIGTERM,
+                                                     signal_module.SIGINT)]
+    original = cb.PerStepMetrics.on_train_batch_begin
+
+    def arm(signum, step):
+        def begin(self, batch, logs=None):
+            if cb.global_step(self.model) + 1 == step:
+                os.kill(os.getpid(), signum)
+            return original(self, batch, logs)
+
+        monkeypatch.setattr(cb.PerStepMetrics, "on_train_batch_begin", begin)
+
+    yield arm
+    assert [signal_module.getsignal(s) for s in (signal_module.SIGTERM,
+                                                  signal_module.SIGINT)] == handlers
+
+
+def test_stop_signals_checkpoint_the_step_reached_and_the_run_ends_as_if_never_stopped(
+        straight, tmp_path, run_cli, monkeypatch, signal_at_step):
+    """The uninterrupted job of ``straight``, started anew as ``oasis-train`` with a
+    SIGTERM while step 1 runs (before the step-2 checkpoint): a checkpoint of step 1,
+    the line, exit status 143. Started again (``train(stop_signals=...)``) with a
+    SIGINT during the last step: it ends after step 4 (its regular checkpoint, no
+    final files). The third start finds the run at its budget but unfinished and
+    finishes it: the uninterrupted run's state digest and networks."""
+    import signal
+
+    from oasis_tf.training import trainer
+
+    run0, digest = straight
+    job = tmp_path / "job"
+    monkeypatch.setattr(trainer, "make_dataset_fn",
+                        lambda config, *args, **kwargs: _in_memory_dataset_fn())
+
+    # -- SIGTERM (oasis-train, in this process: its handlers are this process's)
+    signal_at_step(signal.SIGTERM, 1)
+    out = run_cli("train", "--config", "synthetic", *_overrides(TINY), "--backup_dir", job,
+                  "--max_steps", 4)
+    assert out.returncode == 143, out.stdout[-3000:] + out.stderr[-2000:]
+    line = re.search(r"stopped by SIGTERM at step 1; checkpoint (\S+); continue with "
+                     rf"--resume {re.escape(str(job))}", out.stdout)
+    assert line, out.stdout[-3000:]
+    assert Path(line.group(1)) == job / "checkpoints" / "ckpt-00000001"
+    assert newest_whole_checkpoint(job / "checkpoints")[0].name == "ckpt-00000001"
+    state = json.loads((job / "checkpoints" / "ckpt-00000001" / "state.json").read_text())
+    # the state as trained: the EMA statistics are refreshed at steps 2, 3, 4 only
+    assert state["step"] == 1 and state["ema_statistics_refreshed"] is False
+    assert not (job / "train.lock").exists() and not (job / "generator.keras").exists()
+    assert out.stdout.strip().splitlines()[-1] == str(job)
+
+    # -- SIGINT (train() told to handle it) during the last step
+    signal_at_step(signal.SIGINT, 4)
+    result = train(_tiny_config(), backup_dir=job, max_steps=4, console=False,
+                   dataset_fn=_in_memory_dataset_fn(), stop_signals=("SIGINT",))
+    assert (result.start_step, result.step, result.stopped) == (1, 4, "SIGINT")
+    assert result.last_checkpoint.endswith("ckpt-00000004")
+    assert not (job / "generator.keras").exists()
+    assert "stopped by SIGINT at step 4; checkpoint" in (job / "train.log").read_text()
+
+    # -- started again at its budget: finished as the uninterrupted run ends
+    monkeypatch.undo()
+    result = train(_tiny_config(), backup_dir=job, max_steps=4, console=False,
+                   dataset_fn=_in_memory_dataset_fn())
+    assert (result.start_step, result.step, result.stopped) == (4, 4, None)
+    log = (job / "train.log").read_text()
+    assert "step 4 >= budget 4, but the run was not finished (manifest.json: missing" in log
+    assert DIGEST.findall(log) == [digest]
+    assert re.findall(r"finished at step \d+", log) == ["finished at step 4"]
+    _same_networks(job, run0)
+    assert json.loads((job / MANIFEST).read_text())["step"] == 4
+    assert [r["step"] for r in RunDir(job).read_metrics()] == [1, 2, 3, 4]
+
+
+def test_the_first_signal_requests_a_stop_and_the_second_acts_as_before():
+    """``handle_signals``: the first signal becomes a stop request naming it, the
+    second reaches the handler that was there before, which is back afterwards."""
+    import signal
+    import threading
+
+    from oasis_tf.training.stop import StopRequest, handle_signals
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers need the main thread")
+    seen = []
+    previous = signal.signal(signal.SIGUSR1, lambda signum, frame: seen.append(signum))
+    try:
+        stop = StopRequest()
+        with handle_signals(stop, ("SIGUSR1",)):
+            os.kill(os.getpid(), signal.SIGUSR1)
+            assert (stop.reason, seen) == ("SIGUSR1", [])
+            os.kill(os.getpid(), signal.SIGUSR1)
+            assert seen == [signal.SIGUSR1] and stop.reason == "SIGUSR1"
+        os.kill(os.getpid(), signal.SIGUSR1)
+        assert seen == [signal.SIGUSR1] * 2
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+
+
+def test_resume_finishes_a_run_with_a_damaged_manifest_and_leaves_a_finished_one(
+        straight, tmp_path):
+    """A run whose ``manifest.json`` is damaged is finished by ``--resume`` at its
+    budget (the uninterrupted run's digest and networks); a whole finished run is
+    left as it is, without building a model."""
+    run0, digest = straight
+    damaged = _copy(run0, tmp_path)
+    (damaged / MANIFEST).write_text('{"format": 1, "fi')
+    result = train(_tiny_config(), resume=damaged, max_steps=4, console=False,
+                   dataset_fn=_in_memory_dataset_fn())
+    assert (result.start_step, result.step) == (4, 4)
+    log = (damaged / "train.log").read_text()
+    assert "not finished (manifest.json: unreadable" in log
+    assert DIGEST.findall(log)[-1] == digest
+    _same_networks(damaged, run0)
+
+    finished = tmp_path / "finished"
+    shutil.copytree(damaged, finished)
+    before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in finished.rglob("*")
+              if p.is_file() and p.name != "train.log"}
+    result = train(_tiny_config(), resume=finished, max_steps=4, console=False,
+                   dataset_fn=_in_memory_dataset_fn())
+    assert (result.start_step, result.step) == (4, 4)
+    after = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in finished.rglob("*")
+             if p.is_file() and p.name != "train.log"}
+    assert after == before
+    log = (finished / "train.log").read_text()
+    assert "nothing to do: step 4 >= budget 4, and the run's final networks (step 4) " \
+           "are whole" in log
+    assert len(DIGEST.findall(log)) == len(DIGEST.findall((damaged / "train.log").read_text()))
+
+
+def test_a_full_disk_is_one_line_and_the_last_checkpoint_stays(straight, tmp_path, run_cli,
+                                                              monkeypatch, capsys):
+    """The step-5 checkpoint of a resumed run (its last) cannot be written (ENOSPC,
+    as on a full disk): one line says what, where, the space free, that the step-4
+    checkpoint is still there and how to continue; exit status 1, no traceback,
+    no half-written folder. A bare ENOSPC of any command is one line too."""
+    import errno
+
+    from oasis_tf.cli import common
+    from oasis_tf.training import checkpoints, trainer
+
+    run = _copy(straight[0], tmp_path)
+    monkeypatch.setattr(trainer, "make_dataset_fn",
+                        lambda config, *args, **kwargs: _in_memory_dataset_fn())
+
+    def full(path, **arrays):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(checkpoints.np, "savez", full)
+    out = run_cli("train", "--resume", run, "--max_steps", 5)
+    assert out.returncode == 1, out.stdout[-2000:] + out.stderr[-2000:]
+    ckpts = run / "checkpoints"
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and re.fullmatch(
+        rf"oasis-train: error: no space left on device: could not write checkpoint "
+        rf"ckpt-00000005 to {re.escape(str(ckpts))} \({FREE} free there\); the last whole "
+        rf"checkpoint {re.escape(str(ckpts / 'ckpt-00000004'))} is still there; free some "
+        rf"space, then continue with --resume {re.escape(str(run))}", lines[0]), lines
+    assert "Traceback" not in out.stdout + out.stderr
+    assert sorted(p.name for p in ckpts.iterdir()) == ["ckpt-00000002", "ckpt-00000004"]
+    assert newest_whole_checkpoint(ckpts)[0].name == "ckpt-00000004"
+    assert "no space left on device: could not write checkpoint ckpt-00000005" in \
+        (run / "train.log").read_text()
+    assert not (run / "train.lock").exists()
+
+    # any command: a bare ENOSPC (here from an export's write) is one line as well
+    def main(argv):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "x.tflite"))
+
+    capsys.readouterr()
+    assert common.run_command("oasis-x", "doc", common.new_flags(), main, ["oasis-x"]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and re.fullmatch(
+        rf"oasis-x: error: no space left on device: could not write "
+        rf"{re.escape(str(tmp_path / 'x.tflite'))} \({FREE} free there\); free some space, "
+        rf"then run the command again", lines[0]), lines
+
+
+FREE = r"(\d+ bytes|\d+\.\d (KB|MB|GB|TB))"

@@ -4,8 +4,9 @@ A tiny run is trained with ``--data_root`` (a relative path, from one folder) an
 killed after its first checkpoint; ``--resume``, ``tools/evaluate.py`` and
 ``tools/export.py`` then run on the run folder from another folder without
 repeating it and read the same files, and the resumed run continues exactly where
-the checkpoint left it. The files the tools write follow the umask; ``--dry_run``
-leaves no file anywhere.
+the checkpoint left it. While the first process trains, a second one on its folder
+is refused; the resume takes over the lock the killed process left. The files the
+tools write follow the umask; ``--dry_run`` leaves no file anywhere.
 """
 
 import glob
@@ -13,6 +14,7 @@ import json
 import os
 import re
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -52,10 +54,12 @@ def _mode(path):
 
 def test_killed_run_resumes_from_another_folder_then_evaluates_and_exports(tmp_path):
     """One user's story, from two folders. tools/train.py with a relative
-    --data_root is killed (SIGKILL) after its first checkpoint; --resume from
-    another folder without --data_root continues at the checkpoint's step with its
-    optimizer state; tools/evaluate.py and tools/export.py then read the same files
-    and export both networks."""
+    --data_root trains; a second tools/train.py --resume on its run folder is refused
+    at once, naming the first one's host and PID; the first is killed (SIGKILL) after
+    its first checkpoint; --resume from another folder without --data_root takes
+    over the killed process's lock (logged) and continues at the checkpoint's step
+    with its optimizer state; tools/evaluate.py and tools/export.py then read the
+    same files and export both networks."""
     from oasis_tf.data import write_synthetic_dataset
 
     data = tmp_path / "data"
@@ -84,6 +88,14 @@ def test_killed_run_resumes_from_another_folder_then_evaluates_and_exports(tmp_p
                     break
                 time.sleep(0.2)
             assert run is not None, (tmp_path / "first.out").read_text()[-3000:]
+            # -- a second process on the run folder in use: refused, naming the holder
+            started = time.time()
+            other = subprocess.run(
+                [sys.executable, str(REPO / "tools" / "train.py"), "--resume", str(run),
+                 "--max_steps", "1000"], cwd=second, env=env, capture_output=True,
+                text=True, timeout=300)
+            refused_in = time.time() - started
+            assert proc.poll() is None, (tmp_path / "first.out").read_text()[-3000:]
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=30)
         finally:
@@ -91,6 +103,13 @@ def test_killed_run_resumes_from_another_folder_then_evaluates_and_exports(tmp_p
                 proc.kill()
                 proc.wait()
     assert proc.returncode == -signal.SIGKILL
+    print(f"the second process was refused in {refused_in:.1f} s (importing TensorFlow "
+          f"included)")
+    assert other.returncode == 1, other.stdout[-2000:] + other.stderr[-2000:]
+    assert re.search(rf"oasis-train: error: run folder {re.escape(str(run))} is in use by PID "
+                     rf"{proc.pid} on host {re.escape(socket.gethostname())} \(started ",
+                     other.stderr), other.stderr[-2000:]
+    assert refused_in < 120  # TensorFlow's import, then the lock (a hang guard on 2 cores)
     assert run.name == "ade20k-0001", run  # the name the tools' --help examples use
     assert load_config(run / "config.yaml").data.root == str(data)
     log = (run / "train.log").read_text()
@@ -111,6 +130,11 @@ def test_killed_run_resumes_from_another_folder_then_evaluates_and_exports(tmp_p
     assert out.stdout.strip().splitlines()[-1] == str(run)
     log = (run / "train.log").read_text()
     assert "data.root changed" not in log
+    # the killed process's lock was taken over, and said so; none is left
+    assert re.search(rf"WARNING took over {re.escape(str(run / 'train.lock'))} of PID "
+                     rf"{proc.pid} on host \S+ \(started [^)]*\): its process is gone", log), \
+        log[-3000:]
+    assert not (run / "train.lock").exists()
     # continues at the checkpoint's step, with the saved optimizer state
     m = re.search(r"resumed from (\S+) at step (\d+) .*g_optimizer checksum (\S+), "
                   r"d_optimizer checksum (\S+);", log)
@@ -227,3 +251,37 @@ def test_import_oasis_tf_reaches_the_subpackages(tmp_path):
                          text=True, timeout=300,
                          env=dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2"))
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_run_lock_refuses_a_live_holder_and_takes_over_a_dead_one(tmp_path):
+    """``train.lock``: a lock of a live process is refused, naming its host and PID;
+    one whose process is gone (this host) or whose heartbeat stopped (another host)
+    is taken over, and says why; the holder's heartbeat moves its modification time."""
+    from oasis_tf.training.run_lock import LOCK_NAME, RunFolderInUseError, RunLock
+
+    lock_file = tmp_path / LOCK_NAME
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    record = RunLock(tmp_path)._record()
+    lock_file.write_text(json.dumps(dict(record, pid=gone.pid, pid_start=None)))
+    lock = RunLock(tmp_path, heartbeat_seconds=0.2).acquire()
+    assert lock.takeover.endswith("its process is gone") and f"PID {gone.pid} " in \
+        lock.takeover
+    first_beat = lock_file.stat().st_mtime_ns
+    with pytest.raises(RunFolderInUseError, match=rf"in use by PID {os.getpid()} on host "
+                       rf"{re.escape(socket.gethostname())} "):
+        RunLock(tmp_path).acquire()
+    time.sleep(0.7)
+    assert lock_file.stat().st_mtime_ns > first_beat  # the heartbeat
+    lock.release()
+    assert not lock_file.exists()
+
+    # another host (shared storage): its heartbeat decides
+    lock_file.write_text(json.dumps(dict(record, host="node-elsewhere", pid=1)))
+    with pytest.raises(RunFolderInUseError, match="by PID 1 on host node-elsewhere"):
+        RunLock(tmp_path).acquire()
+    old = time.time() - 1000
+    os.utime(lock_file, (old, old))
+    lock = RunLock(tmp_path).acquire()
+    assert "no heartbeat for 1000 s" in lock.takeover
+    lock.release()

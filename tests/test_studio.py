@@ -1,7 +1,9 @@
 """OASIS Studio: the pipeline it runs, the canvas, the /generate API (gradio_client) and a
 real browser.
 
-One tiny exported model and one studio server on 127.0.0.1 for the whole session.
+One tiny exported model and one studio server on 127.0.0.1 for the whole session; a
+second server with a login and files kept one second shows that a login guards the
+page and the API, and that a few hundred requests do not fill the disk.
 The API test needs ``gradio`` (extra ``studio``); the browser test also needs
 ``playwright`` (pip) and Debian's ``chromium`` (apt-get install chromium): without
 them they skip, saying what is missing. ``OASIS_STUDIO_SCREENSHOT=path.png`` also
@@ -12,6 +14,7 @@ writes the browser test's screenshot there (docs/studio.png was made that way);
 import os
 import shutil
 import socket
+import time
 
 import numpy as np
 import pytest
@@ -250,3 +253,118 @@ def test_browser_paint_and_generate(studio, tmp_path):
     print(f"browser test: mean |after - before| inside the stroke {inside:.1f}, outside "
           f"{outside:.1f} (sum over RGB, uint8)")
     assert inside > outside, (inside, outside)
+
+
+# ------------------------------------------------------------ login, disk
+def test_a_host_beyond_the_loopback_needs_a_login(run_cli, tmp_path):
+    """Refused before any model loads (exit status 2), saying how to add a login;
+    a bad --auth file is named by its line, never echoing a password."""
+    out = run_cli("studio", "--host", "0.0.0.0", "--model", tmp_path / "no-model")
+    assert out.returncode == 2, out.stderr
+    assert ("--host 0.0.0.0 serves the studio to every machine that can reach this one, "
+            "and it has no login: give --auth FILE") in out.stderr
+    users = tmp_path / "users.txt"
+    users.write_text("ada:s3cret pass\nbob-without-a-colon\n")
+    out = run_cli("studio", "--host", "0.0.0.0", "--auth", users, "--model", tmp_path / "x")
+    assert out.returncode == 2 and f"--auth {users}: line 2 is not user:password" in out.stderr
+    assert "s3cret" not in out.stdout + out.stderr
+    from oasis_tf.studio.access import is_loopback
+
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
+    assert not is_loopback("0.0.0.0") and not is_loopback("") and not is_loopback("::")
+
+
+LOGIN = ("ada", "correct horse battery")
+
+
+@pytest.fixture(scope="module")
+def guarded_studio(export_dir, tmp_path_factory):
+    """A studio with a login (``--auth`` file) that keeps served files 1 s, its
+    Gradio cache inside its work folder as ``oasis-studio`` sets it up:
+    ``(url, work folder, model, app)``."""
+    pytest.importorskip("gradio", reason="gradio not installed (pip install -e '.[studio]')")
+    pytest.importorskip("gradio_client", reason="gradio_client not installed")
+    from oasis_tf.studio import build_app, launch
+    from oasis_tf.studio.access import read_auth_file
+
+    work = tmp_path_factory.mktemp("guarded_studio")
+    users = work.parent / f"{work.name}-users.txt"
+    users.write_text("# user:password\n%s:%s\n" % LOGIN)
+    # Gradio reads it when the app is built and launched and on every upload (the
+    # session's studio, whose tests come first in this file, is not asked meanwhile)
+    previous = os.environ.get("GRADIO_TEMP_DIR")
+    os.environ["GRADIO_TEMP_DIR"] = str(work / "gradio")
+    try:
+        model = OASISPipeline.from_pretrained(export_dir)
+        app = build_app(model, workdir=work, keep_seconds=1)
+        url = launch(app, host="127.0.0.1", port=_free_port(), block=False, quiet=True,
+                     auth=read_auth_file(users))
+        yield url, work, model, app
+        app.close()
+    finally:
+        if previous is None:
+            os.environ.pop("GRADIO_TEMP_DIR", None)
+        else:
+            os.environ["GRADIO_TEMP_DIR"] = previous
+
+
+def _client(url, tmp_path, auth=LOGIN):
+    from gradio_client import Client
+
+    # the client's downloads go elsewhere (by default it shares GRADIO_TEMP_DIR)
+    return Client(url, auth=auth, verbose=False, download_files=str(tmp_path / "client"))
+
+
+def test_a_login_guards_the_page_and_the_api(guarded_studio, tmp_path):
+    import httpx
+    from gradio_client import handle_file
+
+    url, _, model, _ = guarded_studio
+    base = url.rstrip("/")
+    label = _label(model)
+    path = tmp_path / "ids.png"
+    Image.fromarray(label.astype(np.uint8)).save(path)
+    # without a login: neither the page's configuration nor the API answers
+    for response in (httpx.get(f"{base}/config"), httpx.get(f"{base}/gradio_api/info"),
+                     httpx.post(f"{base}/gradio_api/call/generate", json={"data": [None, 1]})):
+        assert response.status_code in (401, 403), (response.request.url, response.status_code)
+    with pytest.raises(Exception):
+        _client(url, tmp_path, auth=None).predict(handle_file(str(path)), 7,
+                                                  api_name="/generate")
+    with pytest.raises(Exception):
+        _client(url, tmp_path, auth=(LOGIN[0], "wrong"))
+    # with it: served
+    got = _client(url, tmp_path).predict(handle_file(str(path)), 7, api_name="/generate")
+    np.testing.assert_array_equal(np.asarray(Image.open(got).convert("RGB")),
+                                  model.generate(label, [7])[0])
+
+
+def _files(folder):
+    return sum(1 for p in folder.rglob("*") if p.is_file())
+
+
+def test_served_files_do_not_fill_the_disk(guarded_studio, tmp_path):
+    """200 requests, each a new image, through the app's Python API (Gradio's own
+    pre- and post-processing, its cache), in 4 bursts of 50 1.5 s apart: the
+    work folder (the studio's PNGs, Gradio's copies, its temporary files) never
+    holds more than about one burst, and after the last it is back to what it held
+    idle. Kept forever, the 200 would leave 3 files each."""
+    url, work, model, app = guarded_studio
+    path = tmp_path / "ids.png"
+    Image.fromarray(_label(model).astype(np.uint8)).save(path)
+    idle = _files(work)
+    counts = []
+    start = time.time()
+    for burst in range(4):
+        for seed in range(50 * burst, 50 * burst + 50):
+            out = app(str(path), seed, api_name="generate")
+            counts.append(_files(work))
+        time.sleep(1.5)  # kept 1 s: the next request deletes what is older
+    assert os.path.exists(out)
+    app(str(path), 999, api_name="generate")
+    settled = _files(work)
+    print(f"200 requests in {time.time() - start:.1f} s; at most {max(counts)} files at "
+          f"once, {settled} after the last burst (idle: {idle})")
+    assert max(counts) <= idle + 3 * 50 + 10, counts[::10]
+    assert settled <= idle + 6, sorted(str(p.relative_to(work)) for p in work.rglob("*")
+                                       if p.is_file())

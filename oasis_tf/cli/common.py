@@ -16,6 +16,11 @@ process) and ``run(argv)`` can be called more than once. A command module reads:
 
 Every command takes ``--help`` (its docstring, which starts with examples, then its
 flags), ``--version`` and ``--verbose`` (the traceback of an error instead of one line).
+
+A full disk is one line for every command (``disk_full_message``): what could not be
+written, where, the space free there and what to do (a ``DiskFullError`` of
+``oasis_tf.fileio`` says it; a bare ``OSError`` ENOSPC from anywhere is worded the
+same way).
 """
 
 import sys
@@ -225,13 +230,34 @@ def run_command(name, doc, fv, main, argv=None):
         print(f"{name}: interrupted", file=sys.stderr)
         return 130
     except Exception as error:  # noqa: BLE001 - one line for the user; --verbose for more
+        full = disk_full_message(error)
         if fv["verbose"].value:
             traceback.print_exc()
+        elif full is not None:
+            print(f"{name}: error: {full}", file=sys.stderr)
         else:
             print(f"{name}: error: {error}", file=sys.stderr)
             print(f"{name}: (--verbose prints the traceback)", file=sys.stderr)
         return 1
     return int(status or 0)
+
+
+def disk_full_message(error):
+    """One line for an error that comes from a full disk (None for any other):
+    the ``DiskFullError``'s own text, or for a bare ``OSError`` ENOSPC what it names,
+    the space free there and to free some and run the command again."""
+    from oasis_tf.fileio import DiskFullError, format_bytes, free_bytes, no_space_error
+
+    full = no_space_error(error)
+    if full is None:
+        return None
+    if isinstance(full, DiskFullError):
+        return str(full.add_advice("free some space, then run the command again"))
+    where = getattr(full, "filename", None)
+    text = "no space left on device"
+    if where:
+        text += f": could not write {where} ({format_bytes(free_bytes(where))} free there)"
+    return text + "; free some space, then run the command again"
 
 
 def reject_arguments(rest):

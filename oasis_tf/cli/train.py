@@ -25,6 +25,18 @@ folder it records (an explicit --data_root replaces it, logged). A damaged newes
 checkpoint is named and skipped (the newest whole one is used). Exit status 1
 when a NaN / Inf loss stopped the run (the last good checkpoint is kept) or when
 no checkpoint of a --resume is whole (each one found is listed with its problem).
+A --resume at or past the budget finishes a run that was killed before its end
+(final networks, manifest.json) and otherwise does nothing.
+
+SIGTERM (what Kubernetes, Slurm and spot machines send before they kill) or Ctrl+C:
+the step in flight ends, a checkpoint of that step is written, the log says
+"stopped by SIGTERM at step N; checkpoint ...; continue with --resume RUN", and the
+exit status is 128 + the signal number (143 for SIGTERM, 130 for Ctrl+C). A second
+signal stops at once. One process per run folder: a second one on a folder in use
+(--resume, --backup_dir) exits with status 1 naming the host and PID that hold it
+(train.lock); the lock of a killed process is taken over. A full disk is one line
+naming what could not be written, where, the space free and the last whole
+checkpoint (exit status 1).
 
 --strategy multiworker: every worker runs this command with its own TF_CONFIG;
 the chief (worker 0) creates the run folder and writes checkpoints, samples,
@@ -80,6 +92,21 @@ flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multiworker"],
                   flag_values=FLAGS)
 
 
+# what a cluster sends before it kills (SIGTERM) and Ctrl+C: a checkpoint, then exit
+STOP_SIGNALS = ("SIGTERM", "SIGINT")
+
+
+def stopped_status(reason):
+    """The exit status of a run stopped by ``reason``: 128 + the signal number, as a
+    shell reports a process ended by that signal (143 SIGTERM, 130 SIGINT)."""
+    import signal
+
+    try:
+        return 128 + int(signal.Signals[str(reason)])
+    except KeyError:
+        return 128 + int(signal.SIGTERM)
+
+
 def config_source(config, resume, backup_dir):
     """The preset or YAML file a run starts from: ``config`` when given; else the run's
     own ``config.yaml`` (``resume``, or a ``backup_dir`` that has one); else
@@ -111,7 +138,12 @@ def main(argv):
     result = train(config, data_root=FLAGS.data_root, runs_root=FLAGS.run_dir,
                    resume=FLAGS.resume, max_steps=FLAGS.max_steps, dry_run=FLAGS.dry_run,
                    strategy=strategy, fid_extractor=FLAGS.fid_extractor,
-                   backup_dir=FLAGS.backup_dir, init_from=FLAGS.init_from)
+                   backup_dir=FLAGS.backup_dir, init_from=FLAGS.init_from,
+                   stop_signals=STOP_SIGNALS)
+    if result.stopped:  # checkpointed; the log says how to continue
+        if result.run_dir is not None:
+            print(result.run_dir)
+        return stopped_status(result.stopped)
     if result.failed:
         print(f"oasis-train: stopped: {result.failure}; last good checkpoint: "
               f"{result.last_checkpoint}", file=sys.stderr)

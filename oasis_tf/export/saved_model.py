@@ -65,7 +65,7 @@ import tensorflow as tf
 from oasis_tf import images
 from oasis_tf import inference
 from oasis_tf.inference.ops import after_checks, assert_message
-from oasis_tf.fileio import follow_umask
+from oasis_tf.fileio import follow_umask, writing
 
 METADATA_FILE = "oasis_export.json"
 GENERATOR_VARIABLES = "generator_variables"
@@ -329,10 +329,12 @@ def export_saved_model(generator, base_dir, model_name="oasis", version=1,
 
     tmp_dir = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_dir)
     try:
-        archive.write_out(tmp_dir, verbose=verbose)
-        os.makedirs(os.path.join(tmp_dir, "assets"), exist_ok=True)
-        with open(os.path.join(tmp_dir, "assets", METADATA_FILE), "w") as f:
-            json.dump(meta, f, indent=1)
+        # a full disk: one line naming the export (oasis_tf.fileio.DiskFullError)
+        with writing(f"the SavedModel (version {version})", version_dir):
+            archive.write_out(tmp_dir, verbose=verbose)
+            os.makedirs(os.path.join(tmp_dir, "assets"), exist_ok=True)
+            with open(os.path.join(tmp_dir, "assets", METADATA_FILE), "w") as f:
+                json.dump(meta, f, indent=1)
         follow_umask(tmp_dir)  # mkdtemp made it 0700: TF Serving may run as another uid
         if os.path.exists(version_dir):
             shutil.rmtree(version_dir)

@@ -46,7 +46,7 @@ import numpy as np
 import tensorflow as tf
 
 from oasis_tf import inference
-from oasis_tf.fileio import follow_umask
+from oasis_tf.fileio import follow_umask, writing
 
 QUANTIZATIONS = ("float32", "float16", "int8")
 TFLITE_SIGNATURE = "serving_default"
@@ -147,10 +147,15 @@ def _convert(saved_model_dir, out_path, quantization):
     content = converter.convert()
     folder = os.path.dirname(os.path.abspath(out_path))
     fd, partial = tempfile.mkstemp(prefix=".partial-", suffix=".tflite", dir=folder)
-    with os.fdopen(fd, "wb") as f:
-        f.write(content)
-    follow_umask(partial)  # mkstemp made it 0600
-    os.replace(partial, out_path)
+    try:
+        with writing(f"the {quantization} TFLite file", out_path), \
+                os.fdopen(fd, "wb") as f:
+            f.write(content)
+        follow_umask(partial)  # mkstemp made it 0600
+        os.replace(partial, out_path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
     return out_path
 
 
@@ -172,7 +177,8 @@ def convert_tflite_variants(version_dir, outputs, generator=None, verify=True):
         os.makedirs(folder, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".tflite-savedmodel-", dir=sorted(folders)[0])
     try:
-        _write_tflite_saved_model(generator, tmp)
+        with writing("the intermediate SavedModel of the TFLite conversion", tmp):
+            _write_tflite_saved_model(generator, tmp)
         for q, path in outputs.items():
             _convert(tmp, path, q)
     finally:

@@ -14,11 +14,36 @@
 
 Errors reach the page as messages (``gradio.Error``), never as a stack trace; the
 traceback goes to the server's log.
+
+Disk use is bounded: each request's PNGs are written into a folder of their own in
+the work folder, which Gradio copies into its cache as it serves them; the studio
+deletes those folders at a later request once they are ``SERVED_SECONDS`` old (long
+served by then). Gradio's cache (its copies, the uploads) is emptied of what is
+older than ``keep_seconds``:
+
+* by the studio itself, at a request (at most once a second), when that cache lies
+  inside the work folder (``oasis-studio`` puts it there): every cache folder whose
+  files are all older, and the stray temporary files, except what the page itself
+  shows from the start (Gradio's ``keep_in_cache``);
+* by Gradio's ``gr.Blocks(delete_cache=(min(keep_seconds, 60), keep_seconds))``
+  otherwise (a ``GRADIO_TEMP_DIR`` elsewhere). The studio does not use it for a
+  cache of its own: in Gradio 6.x that task walks its sets of cached files while
+  requests add to them, and the first "Set changed size during iteration" ends it
+  for good (seen under load); it also leaves the emptied folders, and ``gr.File``
+  leaves an empty temporary file per input it receives (``components/file.py``).
+
+A work folder the studio made itself goes when the process ends.
+
+A login: ``launch(auth=...)`` with Gradio's own authentication (the page and the
+API alike). ``launch`` refuses a host other than the loopback without one unless
+``no_auth=True`` (see ``oasis_tf.studio.access``).
 """
 
+import atexit
 import functools
 import logging
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -30,6 +55,8 @@ from oasis_tf import images
 from oasis_tf.studio.canvas import canvas_scale, example_label_maps, label_from_canvas
 
 MAX_VARIATIONS = 8
+KEEP_SECONDS = 600    # Gradio's copies of served files and uploads
+SERVED_SECONDS = 60   # the studio's own files: Gradio has copied them by then
 log = logging.getLogger("oasis_tf.studio")
 
 
@@ -57,13 +84,47 @@ def _message(exc):
         f"{type(exc).__name__}: {text}"
 
 
-def build_app(model, workdir=None, title="OASIS Studio"):
+def _prune(workdir, age, cache=None, cache_age=None, keep=()):
+    """Removes the request folders of ``workdir`` older than ``age`` seconds, and
+    from Gradio's ``cache`` (only when it lies inside ``workdir``) every entry whose
+    files are all older than ``cache_age``, except the folders of the files in
+    ``keep``."""
+    now = time.time()
+    for folder in workdir.iterdir():
+        if folder.name.isdigit() and folder.is_dir():
+            try:
+                if now - folder.stat().st_mtime > age:
+                    shutil.rmtree(folder, ignore_errors=True)
+            except FileNotFoundError:
+                continue
+    if cache is None or not cache.is_dir() or workdir.resolve() not in cache.resolve().parents:
+        return
+    kept = {Path(k).resolve().parent for k in keep}
+    for entry in cache.iterdir():
+        try:
+            if entry.is_dir():
+                if entry.resolve() in kept:
+                    continue
+                newest = max([entry.lstat().st_mtime]
+                             + [f.lstat().st_mtime for f in entry.iterdir()])
+                if now - newest > cache_age:
+                    shutil.rmtree(entry, ignore_errors=True)
+            elif entry.name.startswith("tmp") and now - entry.lstat().st_mtime > cache_age:
+                entry.unlink()
+        except OSError:
+            continue
+
+
+def build_app(model, workdir=None, title="OASIS Studio", keep_seconds=KEEP_SECONDS):
     """The Gradio page for ``model`` (an ``oasis_tf.inference.OASISPipeline``).
 
     Args:
         model: the pipeline whose images the page shows.
-        workdir: folder for the PNGs the page serves (default: a new temporary one).
+        workdir: folder for the PNGs the page serves (default: a new temporary one,
+            removed when the process ends).
         title: the page title.
+        keep_seconds: how long served files and uploads are kept (see the module
+            docstring): a download link of the page works for about that long.
     """
     import gradio as gr
 
@@ -73,10 +134,24 @@ def build_app(model, workdir=None, title="OASIS Studio"):
     hexes = [_hex(c) for c in model.palette]
     choices = [f"{i}: {n}" for i, n in enumerate(model.class_names)]
     first = 1 if model.num_classes > 1 else 0
-    workdir = Path(workdir or tempfile.mkdtemp(prefix="oasis-studio-"))
+    keep_seconds = max(1, int(keep_seconds))
+    if workdir is None:
+        workdir = tempfile.mkdtemp(prefix="oasis-studio-")
+        atexit.register(shutil.rmtree, workdir, ignore_errors=True)
+    workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
+    last_prune = [0.0]
 
     def save(image, stem):
+        now = time.time()
+        if now - last_prune[0] > 1:  # the folders of earlier requests, once served
+            keep = set()
+            for component in app.blocks.values():
+                keep.update(getattr(component, "keep_in_cache", ()))
+            _prune(workdir, min(SERVED_SECONDS, keep_seconds),
+                   Path(getattr(app, "GRADIO_CACHE", "") or workdir / "none"), keep_seconds,
+                   keep)
+            last_prune[0] = now
         # one folder per file: downloads keep plain names, repeated requests never clash
         folder = workdir / str(time.time_ns())
         folder.mkdir()
@@ -202,7 +277,11 @@ def build_app(model, workdir=None, title="OASIS Studio"):
         return save(model.generate(label, [int(seed)])[0], f"api_s{int(seed)}")
 
     # ------------------------------------------------------------------ page
-    with gr.Blocks(title=title, analytics_enabled=False) as app:
+    from gradio.utils import get_upload_folder
+
+    own_cache = workdir.resolve() in Path(get_upload_folder()).resolve().parents
+    cleanup = None if own_cache else (min(60, keep_seconds), keep_seconds)  # every, older than
+    with gr.Blocks(title=title, analytics_enabled=False, delete_cache=cleanup) as app:
         gr.Markdown(f"## {title}\nModel: `{_short(model.source)}` &middot; {h}x{w} &middot; "
                     f"{model.num_classes} classes &middot; z_dim {model.z_dim}. Paint with "
                     f"the brush (its colours are the classes), then **Generate**.")
@@ -285,12 +364,32 @@ def build_app(model, workdir=None, title="OASIS Studio"):
     return app
 
 
-def launch(app, host="127.0.0.1", port=None, block=True, quiet=False):
-    """Starts the server; returns its URL (``block``: serves until interrupted)."""
+def launch(app, host="127.0.0.1", port=None, block=True, quiet=False, auth=None,
+           no_auth=False):
+    """Starts the server; returns its URL (``block``: serves until interrupted).
+
+    Args:
+        app: the ``build_app`` page.
+        host: the address to serve on.
+        port: the port (None: Gradio's choice).
+        block: serve until interrupted.
+        quiet: no start-up messages from Gradio.
+        auth: ``[(user, password), ...]`` (``oasis_tf.studio.access.read_auth_file``):
+            Gradio's login, for the page and the API.
+        no_auth: serve a host other than the loopback without a login, on purpose.
+
+    Raises:
+        ValueError: a host other than the loopback without ``auth`` or ``no_auth``.
+    """
+    from oasis_tf.studio.access import check_access
+
+    check_access(host, auth, no_auth)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     app.queue(default_concurrency_limit=1)
     app.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=quiet,
-               show_error=False, inbrowser=False)
+               show_error=False, inbrowser=False, auth=auth or None,
+               auth_message="OASIS Studio: log in with a user of the --auth file"
+               if auth else None)
     url = app.local_url
     if block:
         print(f"studio: serving on {url}  (Ctrl+C stops it)", flush=True)

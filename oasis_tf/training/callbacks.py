@@ -9,6 +9,10 @@ nor checkpoint from a bad state.
   batch are that step's losses (the trackers otherwise average over the epoch).
 * ``NaNGuard``: a NaN or Inf loss stops training with a message naming the step
   and the losses; the last good checkpoint stays.
+* ``StopGuard``: a stop request (SIGTERM / SIGINT, ``oasis_tf.training.stop``)
+  ends training after the step in flight; on several workers they agree on that
+  step. ``Checkpointer`` then saves it; samples and FID are skipped (the grace
+  period is short).
 * ``ProgressLogger``: every ``every`` steps one line (step, losses, images/s,
   ETA) to the log, one JSON object to ``metrics.jsonl`` and TensorBoard scalars;
   the losses are the means over the steps since the last line. The first step of
@@ -20,7 +24,11 @@ nor checkpoint from a bad state.
 * ``Checkpointer``: every ``every`` steps and at the end, the full training state.
 
 The EMA generator's BatchNorm statistics are refreshed (``refresh_ema_statistics``,
-official: 50 batches) once before sampling or saving at a step.
+official: 50 batches) once before sampling or saving at a step. Not before the
+checkpoint of a stopped run: the refresh changes the state the next step starts
+from, and a stopped run resumes exactly as if it had not been stopped only when
+its checkpoint holds the state as trained (``state.json`` records
+``ema_statistics_refreshed``; the end of a run refreshes them when it was not).
 """
 
 import datetime
@@ -31,6 +39,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from oasis_tf.fileio import writing
 from oasis_tf.images import make_grid, to_uint8
 
 LOSS_KEYS = ("loss_g", "loss_d", "loss_d_fake", "loss_d_real", "loss_d_labelmix")
@@ -87,6 +96,7 @@ class RunContext:
         self.writer = writer
         self.failed = False
         self.failure = None
+        self.stopped = None  # the reason of a stop request ("SIGTERM", ...)
         self.last_checkpoint = None
         self._ema_refreshed_at = None
 
@@ -95,6 +105,15 @@ class RunContext:
         if not self.steps_per_epoch:
             return None, None
         return step // self.steps_per_epoch, step % self.steps_per_epoch
+
+    def ema_refreshed(self, step):
+        """True when the EMA BatchNorm statistics were refreshed at ``step``."""
+        return self._ema_refreshed_at == step
+
+    def mark_ema_refreshed(self, step):
+        """Records that the model's EMA statistics are those refreshed at ``step``
+        (restored from a checkpoint that holds them)."""
+        self._ema_refreshed_at = step
 
     def refresh_ema(self, step):
         """Refreshes the EMA BatchNorm statistics once per step (no-op without EMA)."""
@@ -149,6 +168,52 @@ class NaNGuard(_StepCallback):
                          "is NOT saved. Last good checkpoint: %s", ctx.failure,
                          ", ".join(f"{k}={v:.4g}" for k, v in values.items()), kept)
         ctx.model.stop_training = True
+
+
+class StopGuard(_StepCallback):
+    """Ends training after the step in flight once a stop is requested.
+
+    Args:
+        context: the ``RunContext`` (its ``stopped`` gets the reason).
+        stop: the ``oasis_tf.training.stop.StopRequest``.
+        agree: ``fn(list of ints) -> list of ints``, the requests of this process
+            added up over the workers (``distribute.sum_over_workers``): every
+            worker calls it after every step, so all stop after the same one.
+    """
+
+    def __init__(self, context, stop, agree=None):
+        super().__init__(context)
+        self.stop = stop
+        self.agree = agree
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.context.failed or self.context.stopped:
+            return
+        reason = agreed_stop(self.stop, self.agree)
+        if reason is not None:
+            self.context.stopped = reason
+            self.context.logger.info("step %d: %s received: ending training after this "
+                                     "step with a checkpoint", self.step, reason)
+            self.context.model.stop_training = True
+
+
+def agreed_stop(stop, agree=None):
+    """The reason of a stop requested in this process or (with ``agree``) in any
+    worker of the job; None when none is. Every worker must call it together."""
+    from oasis_tf.training.stop import CODES
+
+    votes = [0] * len(CODES)
+    code = stop.code() if stop is not None else None
+    if code is not None:
+        votes[code] = 1
+    if agree is not None:
+        votes = agree(votes)
+    if stop is not None and stop.requested:
+        return stop.reason
+    for name, slot in CODES.items():
+        if votes[slot]:
+            return name if name != "request" else "a stop request"
+    return None
 
 
 class ProgressLogger(_StepCallback):
@@ -266,7 +331,7 @@ class SampleGrid(_StepCallback):
 
     def on_train_end(self, logs=None):
         step = self.step
-        if not self.context.failed and self._last != step:
+        if not self.context.failed and not self.context.stopped and self._last != step:
             self.write(step)
 
     def render(self):
@@ -283,7 +348,8 @@ class SampleGrid(_StepCallback):
         self._last = step
         if ctx.run is not None:
             path = ctx.run.samples_dir / f"samples-{step:08d}.png"
-            tf.io.write_file(str(path), tf.io.encode_png(grid))
+            with writing(f"sample grid {path.name}", path):
+                tf.io.write_file(str(path), tf.io.encode_png(grid))
             ctx.logger.info("step %d: wrote %s", step, path)
         if ctx.writer is not None:
             with ctx.writer.as_default(step=step):
@@ -294,7 +360,8 @@ class SampleGrid(_StepCallback):
 # ---------------------------------------------------------------- checkpoints
 class Checkpointer(_StepCallback):
     """Saves the training state every ``every`` steps and at the end of training
-    (never after a NaN / Inf loss).
+    (never after a NaN / Inf loss; after a stop request, the state as trained,
+    without the EMA statistics refresh and the metric).
 
     Args:
         context: the ``RunContext``.
@@ -324,17 +391,20 @@ class Checkpointer(_StepCallback):
                                       self.context.last_checkpoint)
             return
         if self._last != step:
-            self.save(step)
+            self.save(step, stopping=bool(self.context.stopped))
 
-    def save(self, step):
+    def save(self, step, stopping=False):
         ctx = self.context
-        ctx.refresh_ema(step)
+        if not stopping:
+            ctx.refresh_ema(step)
         epoch, batch = ctx.position(step)
-        metric = self.metric_fn(step) if self.metric_fn is not None else None
+        metric = self.metric_fn(step) if self.metric_fn is not None and not stopping else None
         start = time.time()
         path = self.manager.save(step, state={"epoch": epoch, "batch_in_epoch": batch,
                                               "steps_per_epoch": ctx.steps_per_epoch,
-                                              "total_steps": ctx.total_steps},
+                                              "total_steps": ctx.total_steps,
+                                              "ema_statistics_refreshed":
+                                                  ctx.ema_refreshed(step)},
                                  metric=metric)
         self._last = step
         ctx.last_checkpoint = str(path)

@@ -8,7 +8,9 @@ A checkpoint is a folder ``<checkpoints>/ckpt-<step, 8 digits>/`` holding::
     optimizers.npz              every variable of both optimizers ("g/0003", "d/0041", ...):
                                 iterations, moments (momentum / velocity)
     state.json                  step, data position (epoch, batch in epoch), the
-                                optimizer variable paths, an optional metric, time
+                                optimizer variable paths, an optional metric, time,
+                                whether the EMA BatchNorm statistics were refreshed
+                                at this step (not in a checkpoint of a stopped run)
     manifest.json               size and SHA-256 of each file above (written last)
 
 It is written into a hidden ``.tmp-ckpt-*`` folder and renamed into place, so a
@@ -48,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
-from oasis_tf.fileio import sha256_file
+from oasis_tf.fileio import sha256_file, writing
 
 MANIFEST = "manifest.json"
 _CKPT = re.compile(r"^ckpt-(\d+)$")
@@ -151,7 +153,7 @@ class NoWholeCheckpointError(FileNotFoundError):
         super().__init__(text)
 
 
-def write_manifest(folder, names=None):
+def write_manifest(folder, names=None, extra=None):
     """Writes ``<folder>/manifest.json``: size and SHA-256 of every file in
     ``folder`` (flat; or only ``names``), fsynced. Write it last, once the files it
     lists are complete.
@@ -159,6 +161,8 @@ def write_manifest(folder, names=None):
     Args:
         folder: the folder.
         names: the file names to list (default: every file in ``folder``).
+        extra: more JSON-able fields of the manifest (a run folder's records the
+            ``step`` its networks are from).
     """
     folder = Path(folder)
     if names is None:
@@ -169,7 +173,7 @@ def write_manifest(folder, names=None):
         files[name] = {"size": path.stat().st_size, "sha256": sha256_file(path)}
     tmp = folder / f".{MANIFEST}.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump({"format": 1, "files": files}, f, indent=1)
+        json.dump({"format": 1, **dict(extra or {}), "files": files}, f, indent=1)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, folder / MANIFEST)
@@ -219,6 +223,17 @@ def verify_manifest(folder, required=()):
             raise DamagedCheckpointError(folder, name, "SHA-256 differs from the manifest "
                                          "(bytes changed)")
     return sorted(entries)
+
+
+def manifest_step(folder):
+    """The ``step`` a folder's ``manifest.json`` records (a run folder's final
+    networks), or None when it records none or cannot be read."""
+    try:
+        with open(Path(folder) / MANIFEST, encoding="utf-8") as f:
+            step = json.load(f).get("step")
+        return None if step is None else int(step)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
 
 
 def verify_checkpoint(folder, required=_REQUIRED):
@@ -413,8 +428,10 @@ class CheckpointManager:
         if tmp.exists():
             shutil.rmtree(tmp)
         try:
-            save_training_state(self.model, tmp, state)
-            self._replace(tmp, final)
+            # a full disk: the half-written folder goes, the older checkpoints stay
+            with writing(f"checkpoint {final.name}", self.directory):
+                save_training_state(self.model, tmp, state)
+                self._replace(tmp, final)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -462,8 +479,13 @@ class CheckpointManager:
         tmp = self.directory / f".tmp-best-{os.getpid()}"
         if tmp.exists():
             shutil.rmtree(tmp)
-        shutil.copytree(source, tmp)
-        self._replace(tmp, self.best_path)
+        try:
+            with writing("the best checkpoint (best/)", self.directory):
+                shutil.copytree(source, tmp)
+                self._replace(tmp, self.best_path)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
         logger.info("new best checkpoint (metric %s) -> %s",
                     read_state(self.best_path).get("metric"), self.best_path)
 

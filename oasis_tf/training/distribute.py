@@ -71,6 +71,37 @@ def is_chief(strategy=None, environ=None):
     return task_type == "worker" and task_id == 0 and "chief" not in cluster
 
 
+def num_workers(strategy=None, environ=None):
+    """The number of processes of the job (chief and workers; 1 without a cluster)."""
+    _, _, cluster = task_info(strategy, environ)
+    return max(1, sum(len(cluster.get(kind, ())) for kind in ("chief", "worker")))
+
+
+_SUM_FNS = {}
+
+
+def sum_over_workers(strategy, values):
+    """``values`` (a list of ints) added up over the workers of a multi-worker job:
+    one small all-reduce that every worker must call at the same point (e.g. after
+    each training step). With one worker, ``values`` unchanged and no op.
+
+    Used for decisions all workers must take alike: stop after this step (a signal
+    reached one of them), finish a run whose final files are missing."""
+    values = [int(v) for v in values]
+    if num_workers(strategy) <= 1:
+        return values
+    fn = _SUM_FNS.get(id(strategy))
+    if fn is None:
+        @tf.function
+        def fn(local):
+            per_replica = strategy.run(lambda: tf.identity(local))
+            return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+        _SUM_FNS[id(strategy)] = fn
+    total = fn(tf.constant(values, tf.int32))
+    return [int(v) for v in total.numpy()]
+
+
 def create_strategy(name="default", devices=None, timeout_seconds=None):
     """A ``tf.distribute.Strategy`` from its name.
 

@@ -151,7 +151,7 @@ class FIDCallback(keras.callbacks.Callback):
                 self.measure(step)
 
     def on_train_end(self, logs=None):
-        if self.at_end and not self.context.failed:
+        if self.at_end and not self.context.failed and not self.context.stopped:
             step = self.step
             if step != self.last_step:
                 self.measure(step)

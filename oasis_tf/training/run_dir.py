@@ -4,7 +4,10 @@ A run folder holds::
 
     config.yaml      the resolved configuration (readable by ``load_config``), with
                      the absolute ``data.root`` the run reads
-    manifest.json    size and SHA-256 of generator.keras and discriminator.keras
+    manifest.json    size and SHA-256 of generator.keras and discriminator.keras,
+                     and the step they are from
+    train.lock       while a process trains in the folder: its host and PID
+                     (``run_lock.py``: one process per run folder)
     train.log        the text log (progress lines, checkpoints, warnings)
     metrics.jsonl    one JSON object per logged step
     samples/         sample grids (PNG)
@@ -21,6 +24,7 @@ import sys
 from pathlib import Path
 
 from oasis_tf.config import save_config
+from oasis_tf.fileio import writing
 
 LOGGER_NAME = "oasis_tf.training"
 _SUBDIRS = ("samples", "checkpoints", "tensorboard")
@@ -152,7 +156,8 @@ class RunDir:
     # ------------------------------------------------------------ metrics
     def append_metrics(self, record):
         """Appends one JSON object (a line) to ``metrics.jsonl`` and flushes it."""
-        with open(self.metrics_path, "a", encoding="utf-8") as f:
+        with writing("a metrics record", self.metrics_path), \
+                open(self.metrics_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record, sort_keys=False) + "\n")
             f.flush()
             os.fsync(f.fileno())

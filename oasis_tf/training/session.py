@@ -1,8 +1,8 @@
 """Where a training process writes, decided before its first step: the run folder
-(the chief: a new numbered one, a fixed ``backup_dir`` or the one resumed) or only a
-log (other workers), the data root the run reads, the values found from an own data
-set, the synthetic data set on first use, the checkpoint to resume from and the
-checkpoint manager."""
+(the chief: a new numbered one, a fixed ``backup_dir`` or the one resumed, locked
+for this process: ``run_lock.py``) or only a log (other workers), the data root the
+run reads, the values found from an own data set, the synthetic data set on first
+use, the checkpoint to resume from and the checkpoint manager."""
 
 import dataclasses
 import logging
@@ -14,6 +14,7 @@ from oasis_tf.training import distribute
 from oasis_tf.training.checkpoints import (CheckpointManager, NoWholeCheckpointError,
                                            has_checkpoint, newest_whole_checkpoint)
 from oasis_tf.training.run_dir import RunDir, create_run_dir, create_run_dir_at, open_logger
+from oasis_tf.training.run_lock import RunLock
 
 
 def resume_or_fixed_folder(resume, backup_dir):
@@ -99,9 +100,12 @@ def open_session(config, strategy, runs_root, name, resume, fixed_path, dry_run,
                   stack):
     """Creates or reopens the run folder (chief) or a worker's log, and the logger.
 
-    A non-chief worker writes only its own log: ``<run>/worker-<i>.log`` on a resume,
-    else ``<runs_root>/<name>-worker-<i>.log``. It restores from the chief's
-    checkpoints (shared storage) and trains every step like the chief."""
+    The chief locks the run folder before its first write there (``RunLock``;
+    released when ``stack`` closes): a second process on a folder in use stops with
+    ``RunFolderInUseError``. A non-chief worker takes no lock and writes only its own
+    log: ``<run>/worker-<i>.log`` on a resume, else ``<runs_root>/<name>-worker-<i>.log``.
+    It restores from the chief's checkpoints (shared storage) and trains every step
+    like the chief."""
     chief = distribute.is_chief(strategy)
     _, task_id, _ = distribute.task_info(strategy)
     replicas = strategy.num_replicas_in_sync
@@ -114,21 +118,35 @@ def open_session(config, strategy, runs_root, name, resume, fixed_path, dry_run,
         folder.mkdir(parents=True, exist_ok=True)
         logger, close = open_logger(folder / f"{prefix}worker-{task_id}.log", console)
     else:
+        lock = None
         if resume is not None:
             run = RunDir(resume)
             if not run.checkpoints_dir.is_dir():
                 raise FileNotFoundError(f"--resume {resume}: not a run folder (no checkpoints/)")
+            lock = _lock(run.path, stack)
             run.make_subdirs()
         elif fixed_path is not None:
+            Path(fixed_path).mkdir(parents=True, exist_ok=True)
+            lock = _lock(fixed_path, stack)
             run = create_run_dir_at(fixed_path, config)
         else:
             run = create_run_dir(runs_root, name, config)
+            lock = _lock(run.path, stack)
         logger, close = open_logger(run.log_path, console)
+        if lock.takeover:
+            logger.warning("%s", lock.takeover)
         if resume is not None:
             _record_data_root(run, config, logger)
     stack.callback(close)
     logger.info("%s", package_location())
     return Session(logger, run, chief, task_id, replicas)
+
+
+def _lock(folder, stack):
+    """The run folder's lock, held until ``stack`` closes."""
+    lock = RunLock(folder).acquire()
+    stack.callback(lock.release)
+    return lock
 
 
 def package_location():

@@ -27,6 +27,18 @@ continues too.
 so the budget may be any number of steps and a resume may start mid-epoch; every
 trigger (log, samples, checkpoints) is step based.
 
+The end of a run (``_finish``): the EMA BatchNorm statistics refreshed at the last
+step, the state digest logged, ``generator.keras`` / ``discriminator.keras`` and the
+run's ``manifest.json`` (which records the step) written. A resume (or a
+``backup_dir`` restart) whose checkpoint is at or past the budget does exactly that
+when the run folder lacks those files, or they are damaged or from another step (a
+process killed between its last checkpoint and its final files); it does nothing
+only when they are whole and from that step.
+
+Stopping (``stop_signals``, ``stop``; ``oasis_tf.training.stop``): the step in flight
+ends, a checkpoint of that step is written, and ``train`` returns with ``stopped``
+set; a resume from it ends in the state of a run that was never stopped.
+
 Dry run (``dry_run=True``): prints the resolved configuration and the plan (the
 run folder that would be created, steps, intervals), builds the data and the
 networks, runs ONE training step on a throw-away model and prints its losses;
@@ -49,18 +61,22 @@ import keras
 import tensorflow as tf
 
 from oasis_tf.config import OFFICIAL_INIT_GAIN, OASISConfig
+from oasis_tf.fileio import DiskFullError, no_space_error, writing
 from oasis_tf.layers.spectral_norm import reinitialize_kernels, spectral_norm_warmup
 from oasis_tf.models.factory import discriminator_from_config, generator_from_config, in_float32
 from oasis_tf.models.oasis import OASIS
 from oasis_tf.optimizers import make_optimizers
 from oasis_tf.training import callbacks as cb
 from oasis_tf.training import distribute, precision
-from oasis_tf.training.checkpoints import MANIFEST, optimizer_checksum, write_manifest
+from oasis_tf.training.checkpoints import (MANIFEST, DamagedCheckpointError, manifest_step,
+                                           optimizer_checksum, read_state, verify_manifest,
+                                           write_manifest)
 from oasis_tf.training.init_from import initialize_from
 from oasis_tf.training.run_dir import LOGGER_NAME, next_run_path
 from oasis_tf.training.session import (checkpoint_manager, choose_checkpoint, log_data_report,
                                        open_session, prepare_synthetic_data, resolve_from_data,
                                        resume_or_fixed_folder, with_data_root)
+from oasis_tf.training.stop import StopRequest, handle_signals
 from oasis_tf.losses.vgg import vgg_loss_from_config
 
 
@@ -75,6 +91,9 @@ class TrainResult:
         total_steps: the step budget.
         failed: a NaN / Inf loss stopped training.
         failure: the message when failed.
+        stopped: the reason when a stop request ended training early ("SIGTERM",
+            "SIGINT", ...; in any worker of the job); the checkpoint of the step
+            reached is ``last_checkpoint``. None otherwise.
         last_checkpoint: the newest checkpoint folder written or restored.
         logs: the losses of the last step.
     """
@@ -86,6 +105,7 @@ class TrainResult:
     failed: bool = False
     failure: object = None
     last_checkpoint: object = None
+    stopped: object = None
     logs: dict = dataclasses.field(default_factory=dict)
 
 
@@ -181,7 +201,8 @@ def _sample_batch(dataset_fn, num):
 
 def train(config, data_root=None, runs_root="runs", resume=None, max_steps=None,
           dry_run=False, strategy=None, dataset_fn=None, name=None, metric_fn=None,
-          console=True, fid_extractor=None, backup_dir=None, init_from=None):
+          console=True, fid_extractor=None, backup_dir=None, init_from=None,
+          stop_signals=(), stop=None):
     """Trains OASIS as configured; returns a ``TrainResult``.
 
     The procedure, one named step each: check the arguments, decide the data root,
@@ -221,26 +242,42 @@ def train(config, data_root=None, runs_root="runs", resume=None, max_steps=None,
             ``best_*.pth`` set, ``.keras`` files or a run folder; see
             ``oasis_tf.training.init_from``) with fresh optimizers at step 0.
             Ignored when the run resumes from its own checkpoint.
+        stop_signals: signals (numbers or names, e.g. ``("SIGTERM", "SIGINT")``)
+            that stop the run cleanly while it trains: the step in flight ends, its
+            checkpoint is written, ``stopped`` is set. The handlers are installed for
+            the training loop only (main thread) and the previous ones put back; a
+            second signal acts as before. Default none: the process's handlers
+            are left alone (``oasis-train`` passes SIGTERM and SIGINT).
+        stop: a ``oasis_tf.training.stop.StopRequest``: ``stop.request()`` from
+            another thread stops the run the same way.
 
     Raises:
         oasis_tf.data.DatasetProblemsError: an own data set with problems (its message
             lists them, one line per bad file); nothing is created.
         oasis_tf.training.checkpoints.NoWholeCheckpointError: a resume whose
             checkpoints are all damaged (each is listed with its problem).
+        oasis_tf.training.run_lock.RunFolderInUseError: another process trains in
+            the run folder (it is named).
+        oasis_tf.fileio.DiskFullError: a file could not be written for lack of space
+            (the message says which, where, the space free, the last whole
+            checkpoint and how to continue).
     """
     strategy = _check_arguments(config, strategy)
     resume, fixed_path = resume_or_fixed_folder(resume, backup_dir)
     config = with_data_root(config, data_root, resume)
     config, data_report = resolve_from_data(config, resume, dataset_fn)
     name = name or config.data.dataset
+    stop = stop if stop is not None else StopRequest()
     with contextlib.ExitStack() as stack:
         session = open_session(config, strategy, runs_root, name, resume, fixed_path,
                                dry_run, console, stack)
         logger = session.logger
         log_data_report(data_report, session)
+        progress = stack.enter_context(_FullDiskAdvice(session))
         # On a resume the checkpoint is chosen (and verified) first, so a run whose
         # checkpoints are all damaged stops at once.
         checkpoint = choose_checkpoint(resume, dry_run, logger)
+        progress.checkpoint = checkpoint
         if dataset_fn is None:
             config = prepare_synthetic_data(config, dry_run, logger, stack)
             dataset_fn = make_dataset_fn(config)
@@ -253,6 +290,20 @@ def train(config, data_root=None, runs_root="runs", resume=None, max_steps=None,
             _log_dry_run_plan(config, logger, resume or fixed_path or
                               next_run_path(runs_root, name), resume, total_steps,
                               steps_per_epoch, strategy.num_replicas_in_sync)
+        run_path = session.run.path if session.run is not None else None
+        if checkpoint is not None and not dry_run:
+            saved_step = int(read_state(checkpoint)["step"])  # verified by choose_checkpoint
+            if saved_step >= total_steps:
+                unfinished = _unfinished(resume, saved_step, strategy)
+                if unfinished is None:
+                    logger.info("nothing to do: step %d >= budget %d, and the run's final "
+                                "networks (step %d) are whole (manifest.json checked)",
+                                saved_step, total_steps, saved_step)
+                    return TrainResult(run_path, saved_step, saved_step, total_steps,
+                                       last_checkpoint=str(checkpoint))
+                logger.info("step %d >= budget %d, but the run was not finished (%s): "
+                            "finishing it as a run ends", saved_step, total_steps,
+                            unfinished)
         model = build_model(config, strategy)
         logger.info("model: generator %d parameters, discriminator %d, EMA %s; %d replica(s)",
                     model.generator.count_params(), model.discriminator.count_params(),
@@ -261,29 +312,45 @@ def train(config, data_root=None, runs_root="runs", resume=None, max_steps=None,
         if init_from is not None and checkpoint is None:  # fine-tuning (not on a resume)
             initialize_from(model, init_from, logger=logger)
         manager = checkpoint_manager(session, model, resume, dry_run, t.keep_checkpoints)
-        start_step = 0
+        start_step, state = 0, {}
         if checkpoint is not None:
-            start_step = _restore(model, manager, checkpoint, session, steps_per_epoch, logger)
+            start_step, state = _restore(model, manager, checkpoint, session, steps_per_epoch,
+                                         logger)
         fit_data = _training_data(dataset_fn, strategy, start_step)
         if dry_run:
             return _dry_run_step(model, fit_data, total_steps, logger)
-        run_path = session.run.path if session.run is not None else None
-        if start_step >= total_steps:
-            logger.info("nothing to do: step %d >= budget %d", start_step, total_steps)
+        if start_step >= total_steps:  # a run killed before its end: finish it
+            context = cb.RunContext(
+                model, logger, total_steps, t.batch_size, steps_per_epoch=steps_per_epoch,
+                run=session.run, ema_dataset_fn=lambda: dataset_fn(),
+                ema_refresh_batches=t.ema_bn_refresh_batches)
+            if state.get("ema_statistics_refreshed", True):  # every checkpoint but a stop's
+                context.mark_ema_refreshed(start_step)
+            _finish(model, context, session, start_step, 0.0, logger)
             return TrainResult(run_path, start_step, start_step, total_steps,
-                               last_checkpoint=checkpoint and str(checkpoint))
+                               last_checkpoint=str(checkpoint))
+        agree = lambda votes: distribute.sum_over_workers(strategy, votes)  # noqa: E731
         context, callbacks = _make_callbacks(
             config, model, session, manager, dataset_fn, total_steps, steps_per_epoch,
-            metric_fn, fid_extractor, stack)
+            metric_fn, fid_extractor, stack, stop, agree)
         context.last_checkpoint = str(checkpoint) if checkpoint is not None else None
-        step, logs, seconds = _fit(model, fit_data, callbacks, start_step, total_steps,
-                                   steps_per_epoch, t.batch_size, session, logger)
+        progress.context = context
+        with handle_signals(stop, stop_signals):
+            step, logs, seconds = _fit(model, fit_data, callbacks, start_step, total_steps,
+                                       steps_per_epoch, t.batch_size, session, logger)
+            if not context.failed and not context.stopped:
+                # a request that came after the last step's check (all workers ask)
+                context.stopped = cb.agreed_stop(stop, agree)
         result = TrainResult(run_path, start_step, step, total_steps, failed=context.failed,
                              failure=context.failure, last_checkpoint=context.last_checkpoint,
-                             logs=logs)
+                             logs=logs, stopped=context.stopped)
         if context.failed:
             logger.error("run stopped: %s; last good checkpoint %s", context.failure,
                          context.last_checkpoint)
+            return result
+        if context.stopped:
+            _log_stop(context, session, resume or fixed_path, backup_dir is not None, step,
+                      logger)
             return result
         _finish(model, context, session, step, seconds, logger)
         return result
@@ -316,9 +383,80 @@ def _log_dry_run_plan(config, logger, where, resume, total_steps, steps_per_epoc
                 t.checkpoint_every, t.keep_checkpoints)
 
 
+def _unfinished(resume, step, strategy):
+    """Why the run folder ``resume`` is not a finished run at ``step`` (its final
+    networks missing, damaged, or from another step), or None when it is. All
+    workers of a job take the same decision (they read the same files; a vote makes
+    sure, since finishing runs collective ops)."""
+    reason = None
+    try:
+        verify_manifest(resume, required=("generator.keras", "discriminator.keras"))
+        saved = manifest_step(resume)
+        if saved is None:
+            reason = f"{MANIFEST} records no step (written by an older oasis_tf)"
+        elif saved != step:
+            reason = f"the final networks are from step {saved}"
+    except DamagedCheckpointError as exc:
+        reason = f"{exc.file}: {exc.reason}"
+    if distribute.sum_over_workers(strategy, [reason is not None])[0] and reason is None:
+        reason = "another worker found the final networks missing or damaged"
+    return reason
+
+
+def _log_stop(context, session, folder, backup, step, logger):
+    """The line a stopped run ends with: where its checkpoint is, how to continue."""
+    folder = session.run.path if session.run is not None else folder
+    how = f"--resume {folder}" if folder is not None else \
+        "--resume <the chief's run folder>"
+    if backup:
+        how += " (or the same command: --backup_dir continues it)"
+    if not session.chief:
+        logger.warning("stopped by %s at step %d (worker %d; the chief wrote checkpoint "
+                       "%s); continue with %s", context.stopped, step, session.task_id,
+                       context.last_checkpoint, how)
+        return
+    logger.warning("stopped by %s at step %d; checkpoint %s; continue with %s",
+                   context.stopped, step, context.last_checkpoint, how)
+
+
+class _FullDiskAdvice:
+    """Adds to a full-disk error what is still safe and how to continue (the last
+    whole checkpoint, ``--resume``), and logs it; a bare ``OSError`` ENOSPC from a
+    write no helper wrapped becomes a ``DiskFullError`` too."""
+
+    def __init__(self, session):
+        self.session = session
+        self.checkpoint = None  # the one restored
+        self.context = None     # the run's RunContext once training starts
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if exc is None or no_space_error(exc) is None or not self.session.chief:
+            return False
+        run = self.session.run.path if self.session.run is not None else None
+        last = (self.context.last_checkpoint if self.context is not None else None) \
+            or self.checkpoint
+        if last is not None and Path(last).exists():
+            advice = (f"the last whole checkpoint {last} is still there; free some space, "
+                      f"then continue with --resume {run}")
+        else:
+            advice = "no checkpoint was written yet; free some space and start the run again"
+        if isinstance(exc, DiskFullError):
+            exc.add_advice(advice)
+            self.session.logger.error("%s", exc)
+            return False
+        error = DiskFullError("the run's files", getattr(exc, "filename", None) or run or ".",
+                              None, advice)
+        self.session.logger.error("%s", error)
+        raise error from exc
+
+
 def _restore(model, manager, checkpoint, session, steps_per_epoch, logger):
-    """Restores G, D, EMA and both optimizers from ``checkpoint``; returns its step.
-    ``metrics.jsonl`` records after it are dropped (those steps are re-done)."""
+    """Restores G, D, EMA and both optimizers from ``checkpoint``; returns ``(its
+    step, its state dict)``. ``metrics.jsonl`` records after it are dropped (those
+    steps are re-done)."""
     state = manager.restore(checkpoint)
     start_step = int(state["step"])
     for opt in (model.g_optimizer, model.d_optimizer):
@@ -332,7 +470,7 @@ def _restore(model, manager, checkpoint, session, steps_per_epoch, logger):
                 "metrics records after step %d", checkpoint, start_step, epoch, batch,
                 steps_per_epoch, optimizer_checksum(model.g_optimizer),
                 optimizer_checksum(model.d_optimizer), dropped, start_step)
-    return start_step
+    return start_step, state
 
 
 def _training_data(dataset_fn, strategy, start_step):
@@ -357,8 +495,9 @@ def _dry_run_step(model, fit_data, total_steps, logger):
 
 
 def _make_callbacks(config, model, session, manager, dataset_fn, total_steps,
-                    steps_per_epoch, metric_fn, fid_extractor, stack):
-    """The ``RunContext`` and the callback list (NaN guard first, checkpoints last)."""
+                    steps_per_epoch, metric_fn, fid_extractor, stack, stop=None, agree=None):
+    """The ``RunContext`` and the callback list (NaN guard first, then the stop
+    guard; checkpoints last)."""
     t = config.train
     logger = session.logger
     writer = None
@@ -370,7 +509,7 @@ def _make_callbacks(config, model, session, manager, dataset_fn, total_steps,
         run=session.run, ema_dataset_fn=lambda: dataset_fn(),
         ema_refresh_batches=t.ema_bn_refresh_batches, writer=writer)
     sample_batch = _sample_batch(dataset_fn, min(8, t.batch_size))
-    callbacks = [cb.NaNGuard(context), cb.PerStepMetrics(),
+    callbacks = [cb.NaNGuard(context), cb.StopGuard(context, stop, agree), cb.PerStepMetrics(),
                  cb.ProgressLogger(context, every=t.log_every),
                  cb.SampleGrid(context, sample_batch, every=t.sample_every,
                                noise_seed=t.seed)]
@@ -421,17 +560,18 @@ def _finish(model, context, session, step, seconds, logger):
         logger.info("finished at step %d in %.1f s (worker %d)", step, seconds,
                     session.task_id)
         return
-    paths = save_final_networks(model, session.run.path)
+    paths = save_final_networks(model, session.run.path, step=step)
     logger.info("finished at step %d in %.1f s; wrote %s", step, seconds,
                 ", ".join(str(p) for p in paths))
 
 
-def save_final_networks(model, run_path):
+def save_final_networks(model, run_path, step=None):
     """Writes ``generator.keras`` (the EMA generator when there is one) and
     ``discriminator.keras`` (in float32 whatever the training precision) into the run
     folder, then ``manifest.json`` with their
-    sizes and SHA-256 digests (``oasis_tf.inference.load_generator`` checks them). The old manifest
-    goes first, so a process killed in between leaves files that are not trusted.
+    sizes and SHA-256 digests (``oasis_tf.inference.load_generator`` checks them) and
+    ``step``. The old manifest goes first, so a process killed in between leaves files
+    that are not trusted (and a resume at the budget writes them again).
 
     Returns:
         The two paths.
@@ -444,10 +584,13 @@ def save_final_networks(model, run_path):
         manifest.unlink()
     network = model.ema_generator if model.ema_generator is not None else model.generator
     # float32 files whatever the training precision (in_float32: same weights)
-    paths = [save_network(in_float32(network), run_path / "generator.keras", overwrite=True),
-             save_network(in_float32(model.discriminator), run_path / "discriminator.keras",
-                          overwrite=True)]
-    write_manifest(run_path, names=["generator.keras", "discriminator.keras"])
+    with writing("the final networks (generator.keras, discriminator.keras)", run_path):
+        paths = [save_network(in_float32(network), run_path / "generator.keras",
+                              overwrite=True),
+                 save_network(in_float32(model.discriminator),
+                              run_path / "discriminator.keras", overwrite=True)]
+        write_manifest(run_path, names=["generator.keras", "discriminator.keras"],
+                       extra=None if step is None else {"step": int(step)})
     return [Path(p) for p in paths]
 
 
