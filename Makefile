@@ -13,7 +13,7 @@ PY  := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 TORCH_STAMP := $(VENV)/.torch-installed
 
-.PHONY: all venv install bytecode test test-fast demo studio clean
+.PHONY: all venv install bytecode test test-fast test-durations demo studio clean
 
 all: test
 
@@ -46,7 +46,12 @@ bytecode: install
 test: bytecode
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15 tests $(PYTEST_ARGS)
 
-# The edit-test loop: everything but the tests marked slow (tests/conftest.py), < 3 min.
+# The seconds each test module takes, for the order the suite runs in (longest first:
+# tests/conftest.py reads tests/durations.json). Run after a module's cost changes a lot.
+test-durations: bytecode
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder tests --store-durations tests/durations.json $(PYTEST_ARGS)
+
+# The edit-test loop: everything but the tests marked slow (pytest.mark.slow), < 3 min.
 test-fast: bytecode
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15 -m "not slow" tests $(PYTEST_ARGS)
 

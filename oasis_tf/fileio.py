@@ -1,10 +1,14 @@
 """Small file-system helpers shared by the writers of oasis_tf.
 
-Files that are written to a temporary name and renamed into place
-(``tempfile.mkstemp`` / ``mkdtemp``) are created 0600 / 0700, whatever the
-user's umask says. ``follow_umask`` gives them the mode a plain ``open`` /
-``mkdir`` would have given (0666 / 0777 minus the umask), so a model written
-by one user can be served from shared storage or under another uid.
+Atomic writes. ``atomic_file(path)`` / ``atomic_folder(path)`` give a temporary name
+beside ``path`` to write to and rename it into place only when the block ends
+without an error, so a reader (or a process killed mid-write) never sees half a file
+or folder; the temporary one is removed on an error. Made with ``tempfile.mkstemp`` /
+``mkdtemp``, it would be 0600 / 0700 whatever the user's umask says: it gets the mode a
+plain ``open`` / ``mkdir`` would have given (0666 / 0777 minus the umask,
+``follow_umask``), so a model written by one user can be served from shared storage
+or under another uid. Checkpoints, the final networks, the manifests, exports, TFLite
+files, metrics and plots are written this way.
 
 Full disks. A write that fails for lack of space (``OSError`` ENOSPC or EDQUOT,
 also when h5py, zipfile or TensorFlow wrap it) becomes a ``DiskFullError`` in the
@@ -20,6 +24,7 @@ import hashlib
 import os
 import re
 import shutil
+import tempfile
 import threading
 
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
@@ -60,6 +65,46 @@ def follow_umask(path):
     else:
         os.chmod(path, file_mode)
     return path
+
+
+@contextlib.contextmanager
+def atomic_file(path, suffix=""):
+    """Yields a temporary file name beside ``path`` (ending in ``suffix``, e.g. the
+    ``.keras`` a writer may require); on success it replaces ``path``.
+
+        with atomic_file("run/metrics.jsonl") as tmp:
+            write(tmp)
+    """
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".partial-", suffix=suffix, dir=folder)
+    os.close(fd)
+    try:
+        yield tmp
+        follow_umask(tmp)  # mkstemp made it 0600
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+@contextlib.contextmanager
+def atomic_folder(path, prefix=".partial-"):
+    """Yields a temporary folder beside ``path``; on success it becomes ``path`` (an
+    existing ``path`` is replaced)."""
+    path = os.fspath(path)
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=prefix, dir=parent)
+    try:
+        yield tmp
+        follow_umask(tmp)  # mkdtemp made it 0700
+        if os.path.exists(path):
+            shutil.rmtree(path)
+        os.rename(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def sha256_file(path, chunk=1 << 20):

@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_bench_prints_one_json_line_per_case_with_a_profile(tmp_path):
     out = tmp_path / "bench.jsonl"
     proc = subprocess.run(

@@ -27,10 +27,10 @@ import tensorflow as tf
 
 from oasis_tf.inference import load_discriminator, load_generator
 from oasis_tf.training import CheckpointManager, RunDir, build_model, train
-from oasis_tf.training.checkpoints import (MANIFEST, DamagedCheckpointError,
-                                           NoWholeCheckpointError, newest_whole_checkpoint)
+from oasis_tf.training.checkpoints import NoWholeCheckpointError, newest_whole_checkpoint
+from oasis_tf.training.manifest import MANIFEST, DamagedCheckpointError
 from oasis_tf.training.distribute import state_digest
-from oasis_tf.training.session import resume_or_fixed_folder
+from oasis_tf.training.startup import resume_or_new_backup_dir
 from test_training_run import (TINY, _checkpoint_steps, _in_memory_dataset_fn, _overrides,
                                _tiny_config)
 
@@ -121,6 +121,7 @@ def test_damaged_newest_checkpoint_is_named_and_skipped(straight, model_at_step_
                                                                "ckpt-00000004")
 
 
+@pytest.mark.slow
 def test_restart_after_damage_ends_like_the_uninterrupted_run(straight, tmp_path):
     """The ``backup_dir`` job started again with the same call, after its newest
     checkpoint got flipped bytes and a killed writer left a folder: it resumes from the
@@ -160,13 +161,13 @@ def test_backup_dir_with_a_checkpoint_is_resumed(straight, tmp_path):
     resumed (the same ``resume`` argument ``train(resume=...)`` gets), one without is
     created at that path."""
     job = _copy(straight[0], tmp_path)
-    assert resume_or_fixed_folder(None, job) == (job, None)
-    assert resume_or_fixed_folder(job, None) == (job, None)
+    assert resume_or_new_backup_dir(None, job) == (job, None)
+    assert resume_or_new_backup_dir(job, None) == (job, None)
     empty = tmp_path / "new"
-    assert resume_or_fixed_folder(None, empty) == (None, empty)
+    assert resume_or_new_backup_dir(None, empty) == (None, empty)
     shutil.rmtree(job / "checkpoints" / "ckpt-00000004")
     shutil.rmtree(job / "checkpoints" / "ckpt-00000002")
-    assert resume_or_fixed_folder(None, job) == (None, job)  # no checkpoint left
+    assert resume_or_new_backup_dir(None, job) == (None, job)  # no checkpoint left
 
 
 def test_all_damaged_is_a_clear_error_with_exit_status_1(straight, tmp_path):
@@ -274,6 +275,7 @@ def signal_at_step(monkeypatch):
     import threading
 
     from oasis_tf.training import callbacks as cb
+    from oasis_tf.training.updates import global_step
 
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signal handlers need the main thread; this test runs in another")
@@ -283,7 +285,7 @@ def signal_at_step(monkeypatch):
 
     def arm(signum, step):
         def begin(self, batch, logs=None):
-            if cb.global_step(self.model) + 1 == step:
+            if global_step(self.model) + 1 == step:
                 os.kill(os.getpid(), signum)
             return original(self, batch, logs)
 
@@ -294,6 +296,7 @@ def signal_at_step(monkeypatch):
                                                   signal_module.SIGINT)] == handlers
 
 
+@pytest.mark.slow
 def test_stop_signals_checkpoint_the_step_reached_and_the_run_ends_as_if_never_stopped(
         straight, tmp_path, run_cli, monkeypatch, signal_at_step):
     """The uninterrupted job of ``straight``, started anew as ``oasis-train`` with a
@@ -407,6 +410,7 @@ def test_resume_finishes_a_run_with_a_damaged_manifest_and_leaves_a_finished_one
     assert len(DIGEST.findall(log)) == len(DIGEST.findall((damaged / "train.log").read_text()))
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_one_line_and_the_last_checkpoint_stays(straight, tmp_path, run_cli,
                                                               monkeypatch, capsys):
     """The step-5 checkpoint of a resumed run (its last) cannot be written (ENOSPC,

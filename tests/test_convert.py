@@ -123,6 +123,7 @@ def test_class_and_noise_split_is_validated():
         oasis_tf.convert.load_official_discriminator(sd)
 
 
+@pytest.mark.slow
 def test_tool_converts_and_the_output_reloads(tmp_path, reference_dir, run_cli):
     small = reference_dir / "small"
     out = tmp_path / "g.keras"
@@ -146,6 +147,7 @@ def test_tool_converts_and_the_output_reloads(tmp_path, reference_dir, run_cli):
     np.testing.assert_allclose(d(image).numpy(), expected(image).numpy(), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_tool_writes_nothing_on_a_bad_checkpoint(tmp_path, run_cli):
     sd = ref.random_state_dict(ref.discriminator_shapes(13, 16), seed=8)
     sd["layer_up_last.weight"] = np.zeros((14, 3, 1, 1), np.float32)
@@ -158,6 +160,7 @@ def test_tool_writes_nothing_on_a_bad_checkpoint(tmp_path, run_cli):
     assert not out.exists() and os.listdir(tmp_path) == ["bad_D.npz"]
 
 
+@pytest.mark.slow
 def test_tool_num_classes_must_agree_with_the_weights(tmp_path, run_cli):
     """--num_classes that contradicts a discriminator's weights is refused; for a
     generator (whose first layer takes z_dim + num_classes channels) the split used

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from oasis_tf import demo
@@ -23,6 +24,7 @@ def test_plot_losses_draws_curves(tmp_path):
     assert len(np.unique(img.reshape(-1, 3), axis=0)) > 5  # more than a blank canvas
 
 
+@pytest.mark.slow
 def test_run_demo_tiny(tmp_path):
     overrides = ["model.image_size=[64,64]", "data.load_size=64", "data.crop_size=64",
                  "model.g_channels=4", "model.d_channels=4", "model.z_dim=4",

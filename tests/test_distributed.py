@@ -125,6 +125,7 @@ def mirrored_results():
     return json.loads(lines[-1][len("RESULT "):])
 
 
+@pytest.mark.slow
 def test_two_replicas_equal_one_device_with_the_same_global_batch(mirrored_results):
     """Every loss, every variable of G, D and the EMA generator (with the spectral-norm
     vectors and BN statistics) and the optimizer state after one step on 2 replicas
@@ -141,6 +142,7 @@ def test_two_replicas_equal_one_device_with_the_same_global_batch(mirrored_resul
         assert err <= bound, (group, err, res["worst"])
 
 
+@pytest.mark.slow
 def test_two_replicas_equal_one_device_with_the_vgg_loss(mirrored_results):
     """The official VGG loss (``--add_vgg_loss``) is part of that step, on both sides."""
     res = mirrored_results
@@ -168,6 +170,7 @@ def _tiny_model_and_data(seed):
     return model, tf.data.Dataset.from_tensor_slices(data).batch(2, drop_remainder=True)
 
 
+@pytest.mark.slow
 def test_fit_trains_a_tiny_model_and_refreshes_the_ema_statistics():
     """``model.fit`` with the LabelMix bits drawn by the step (the data pipeline's bits
     are the path every ``train()`` test takes); ``EMAStatisticsRefresh`` refreshes every 3

@@ -170,7 +170,7 @@ def test_no_metrics_and_max_images(tiny):
 
 def test_load_generator_from_run_folder(tmp_path, caplog):
     from oasis_tf.config import load_config, save_config
-    from oasis_tf.training.checkpoints import DamagedCheckpointError, write_manifest
+    from oasis_tf.training.manifest import DamagedCheckpointError, write_manifest
 
     config = load_config("synthetic", overrides=["model.num_res_blocks=2", "model.g_channels=2",
                                                  "model.z_dim=4"])
@@ -231,6 +231,7 @@ def _write_folder_dataset(root, n=4, size=64, num_classes=13):
             Image.fromarray(label, "L").save(root / split / "labels" / f"{i:03d}.png")
 
 
+@pytest.mark.slow
 def test_tool_end_to_end_on_reference_generator(tmp_path, run_cli, monkeypatch):
     ref = find_reference_dir()
     if ref is None or not (ref / "small" / "G_state.npz").exists():
@@ -256,6 +257,7 @@ def test_tool_end_to_end_on_reference_generator(tmp_path, run_cli, monkeypatch):
     assert len(stats) == 1
 
 
+@pytest.mark.slow
 def test_synthetic_segmenter_above_chance_and_cached(tmp_path, capsys):
     from oasis_tf.data import write_synthetic_dataset
     from oasis_tf.metrics.segmenter import get_synthetic_segmenter

@@ -21,6 +21,9 @@ from oasis_tf.export import METADATA_FILE, export_saved_model, read_export_metad
 from oasis_tf.layers.spectral_norm import spectral_norm_warmup
 from reference import assert_images_match, find_reference_dir, stand_in_generator
 
+# every test here traces, converts or exports a model: minutes on 2 cores
+pytestmark = pytest.mark.slow
+
 
 
 # ------------------------------------------------------------------ fixtures

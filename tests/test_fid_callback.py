@@ -71,6 +71,7 @@ def _at(model, step):
     model.d_optimizer.iterations.assign(step)
 
 
+@pytest.mark.slow
 def test_fid_every_n_steps_best_checkpoint_and_curve(setup, monkeypatch):
     model, run, context, manager, dataset_fn = setup
     events = []

@@ -115,6 +115,7 @@ def test_read_label_png_checks(tmp_path):
         images.read_label_png(str(rgb), 3)
 
 
+@pytest.mark.slow
 def test_dataset_label_maps_synthetic(tmp_path):
     from oasis_tf.data import write_synthetic_dataset
 
@@ -140,6 +141,7 @@ def tool_inputs(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_tool_samples_resample_and_interpolate(tool_inputs, tmp_path, run_cli):
     g = str(tool_inputs / "g.keras")
     out = tmp_path / "samples"
@@ -176,6 +178,7 @@ def test_tool_samples_resample_and_interpolate(tool_inputs, tmp_path, run_cli):
     assert strip.shape == (64, 4 * 64, 3)
 
 
+@pytest.mark.slow
 def test_tool_refuses_bad_flags(tool_inputs, tmp_path, run_cli):
     r = run_cli("generate", "--generator", str(tool_inputs / "g.keras"), "--labels",
                 str(tool_inputs / "labels"), "--resample_classes", "9",

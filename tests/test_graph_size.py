@@ -7,7 +7,6 @@ straightforward formulations, in a graph (bit for bit where the arithmetic is th
 """
 
 import numpy as np
-import pytest
 import tensorflow as tf
 
 from oasis_tf.layers.resize import upsample_2x

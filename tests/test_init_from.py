@@ -52,6 +52,7 @@ def _batch(num_classes, seed=0):
                 label=np.repeat(np.repeat(coarse, 8, 1), 8, 2).astype(np.int32))
 
 
+@pytest.mark.slow
 def test_same_class_count_keeps_every_tensor_then_fine_tunes(official_folder):
     model = build_model(load_config("synthetic", SMALL))
     report = initialize_from(model, official_folder)
@@ -75,6 +76,7 @@ def test_same_class_count_keeps_every_tensor_then_fine_tunes(official_folder):
     assert int(model.d_optimizer.iterations.numpy()) == 2
 
 
+@pytest.mark.slow
 def test_other_class_count_reinitialises_only_the_class_layers(official_folder, tmp_path,
                                                                caplog):
     config = load_config("synthetic", SMALL + ["model.num_classes=9"])

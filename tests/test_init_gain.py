@@ -21,6 +21,7 @@ def _xavier_std(kernel, gain):
     return gain * np.sqrt(2.0 / (kh * kw * (cin + cout)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("gain", [OFFICIAL_INIT_GAIN, 1.0])
 def test_kernels_follow_the_gain_and_the_ema_copies_them(gain):
     model = build_model(load_config("synthetic", overrides=TINY + [f"train.init_gain={gain}"]))
@@ -34,6 +35,7 @@ def test_kernels_follow_the_gain_and_the_ema_copies_them(gain):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+@pytest.mark.slow
 def test_same_seed_same_weights_and_official_default():
     overrides = TINY + ["train.init_gain=1.0"]
     a = build_model(load_config("synthetic", overrides=overrides))

@@ -85,8 +85,8 @@ def test_refresh_ema_statistics_traces_once():
     label = np.zeros((2, 64, 64), np.int32)
     dataset = [{"label": label}] * 3
     assert model.refresh_ema_statistics(dataset, num_batches=5) == 3
-    forward = model._ema_refresh_forward()
+    forward = model._ema_refresh_fn  # oasis_tf.training.ema keeps it on the model
     assert model.refresh_ema_statistics(dataset, num_batches=1) == 2
-    assert model._ema_refresh_forward() is forward
+    assert model._ema_refresh_fn is forward
     assert forward.experimental_get_tracing_count() == 1
     assert not any(w.path.startswith("_ema") for w in model.weights)

@@ -116,6 +116,7 @@ def test_instance_norm_has_no_state():
                                    (x - mean) / np.sqrt(var + 1e-5), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_sync_batch_norm_over_two_replicas_equals_one_device():
     """Run in a fresh interpreter: logical devices must be set before TF starts."""
     code = textwrap.dedent("""

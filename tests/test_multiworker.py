@@ -36,6 +36,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# every test here traces, converts or exports a model: minutes on 2 cores
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = REPO / "tools" / "train.py"
 STEPS = 6
@@ -154,7 +157,6 @@ def data_root(tmp_path_factory):
     return root
 
 
-@pytest.mark.slow
 def test_two_workers_stopped_by_sigterm_and_restarted_end_like_one_process(tmp_path, data_root):
     common = ["--config", "synthetic", "--data_root", str(data_root), *_overrides()]
 
@@ -238,7 +240,7 @@ def test_a_worker_writes_only_its_log_beside_the_chiefs_run_folder(tmp_path, mon
     from types import SimpleNamespace
 
     from oasis_tf.config import load_config
-    from oasis_tf.training.session import open_session
+    from oasis_tf.training.startup import open_run_output
 
     config = load_config("synthetic", overrides=TINY)
     strategy = SimpleNamespace(num_replicas_in_sync=2)  # no resolver: TF_CONFIG decides
@@ -248,7 +250,7 @@ def test_a_worker_writes_only_its_log_beside_the_chiefs_run_folder(tmp_path, mon
         monkeypatch.setenv("TF_CONFIG", json.dumps(
             {"cluster": cluster, "task": {"type": "worker", "index": index}}))
         with ExitStack() as stack:
-            session = open_session(config, strategy, tmp_path, "ade20k", None, None, False,
+            session = open_run_output(config, strategy, tmp_path, "ade20k", None, None, False,
                                    False, stack)
             session.logger.info("worker %d here", index)
             sessions.append(session)

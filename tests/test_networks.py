@@ -28,6 +28,7 @@ def test_generator_widths():
     assert generator_widths(1, 7) == [16, 16, 16, 16, 8, 4, 2, 1]
 
 
+@pytest.mark.slow
 def test_generator_output_and_noise_forms():
     g = tiny_generator()
     inputs = _inputs(g)
@@ -105,6 +106,7 @@ def test_discriminator_output_and_validation():
         d(np.zeros((1, 64, 64, 4), np.float32))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", [".keras", ".weights.h5"])
 def test_save_and_restore(tmp_path, fmt):
     g = tiny_generator()
@@ -127,6 +129,7 @@ def test_save_and_restore(tmp_path, fmt):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+@pytest.mark.slow
 def test_save_network_refuses_bad_paths(tmp_path):
     g = tiny_generator()
     with pytest.raises(ValueError, match="must end with one of"):

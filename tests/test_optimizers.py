@@ -90,6 +90,7 @@ def test_matches_numpy_torch_formulas(beta_1, tiny):
     assert int(opt.iterations.numpy()) == NUM_STEPS
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("beta_1", [0.0, 0.9])
 @pytest.mark.parametrize("tiny", [False, True])
 def test_matches_torch_adam(beta_1, tiny):
@@ -247,6 +248,7 @@ _MIRRORED_CODE = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_matches_single_device():
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)

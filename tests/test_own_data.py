@@ -382,7 +382,7 @@ def test_resume_reads_the_resolved_values(runs):
     """A resume with configs/folder.yaml takes the "auto" values from the run's
     config.yaml, not from a new inspection (a name edited there survives)."""
     from oasis_tf.config import save_config
-    from oasis_tf.training.session import resolve_from_data, with_data_root
+    from oasis_tf.training.startup import resolve_from_data, with_data_root
 
     run = runs["grey"]
     saved = load_config(os.path.join(run, "config.yaml"))

@@ -66,7 +66,7 @@ def _run(model, step=None):
 
 
 # Grappler off for both sides of every comparison (tests/conftest.py's `no_grappler`)
-pytestmark = pytest.mark.usefixtures("no_grappler")
+pytestmark = [pytest.mark.usefixtures("no_grappler"), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -35,6 +35,7 @@ def _assert_close(actual, expected, what):
     assert err < TOL, f"{what}: max abs error {err:.3g} >= {TOL}"
 
 
+@pytest.mark.slow
 def test_inferred_architecture(networks):
     g, d = networks
     assert (g.num_classes, g.z_dim, g.base_channels, g.num_res_blocks) == (13, 64, 8, 6)
@@ -76,6 +77,7 @@ def test_discriminator_stages(networks, small):
             _assert_close(out[stage], nhwc(io[f"d_real_{stage}"]), f"discriminator {stage}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("image_key,logits_key", [
     ("real_image", "d_out_real"), ("g_out", "d_out_fake"), ("mixed_image", "d_out_mixed")])
 def test_discriminator_logits(networks, small, image_key, logits_key):

@@ -6,7 +6,8 @@ killed after its first checkpoint; ``--resume``, ``tools/evaluate.py`` and
 repeating it and read the same files, and the resumed run continues exactly where
 the checkpoint left it. While the first process trains, a second one on its folder
 is refused; the resume takes over the lock the killed process left. The files the
-tools write follow the umask; ``--dry_run`` leaves no file anywhere.
+tools write follow the umask. (That ``--dry_run`` leaves no file anywhere is checked
+with the installed command, tests/test_wheel.py.)
 """
 
 import glob
@@ -52,14 +53,17 @@ def _mode(path):
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
-def test_killed_run_resumes_from_another_folder_then_evaluates_and_exports(tmp_path):
+@pytest.mark.slow
+def test_killed_run_resumes_from_another_folder_then_evaluates_and_exports(tmp_path, run_cli,
+                                                                           monkeypatch):
     """One user's story, from two folders. tools/train.py with a relative
     --data_root trains; a second tools/train.py --resume on its run folder is refused
     at once, naming the first one's host and PID; the first is killed (SIGKILL) after
     its first checkpoint; --resume from another folder without --data_root takes
     over the killed process's lock (logged) and continues at the checkpoint's step
     with its optimizer state; tools/evaluate.py and tools/export.py then read the
-    same files and export both networks."""
+    same files and export both networks (the evaluate and export commands in this
+    process, from `second`)."""
     from oasis_tf.data import write_synthetic_dataset
 
     data = tmp_path / "data"
@@ -174,16 +178,22 @@ def test_killed_run_resumes_from_another_folder_then_evaluates_and_exports(tmp_p
     assert re.search(r"step +\d+/\d+ .*loss_g .* img/s .*ETA", log)
 
     # -- 3. evaluated from `second`, without --data_root: the same files
-    report = tmp_path / "report.json"
-    _tool("evaluate", "--model", str(run), "--split", "val", "--extractor", "none",
-          "--segmenter", "none", "--num_diversity_samples", "0", "--output", str(report),
-          cwd=second)
-    evaluation = json.loads(report.read_text())
-    assert evaluation["data_root"] == str(data) and evaluation["num_images"] == 4
+    monkeypatch.chdir(second)
+    umask = os.umask(UMASK)
+    try:
+        report = tmp_path / "report.json"
+        out = run_cli("evaluate", "--model", run, "--split", "val", "--extractor", "none",
+                      "--segmenter", "none", "--num_diversity_samples", "0", "--output", report)
+        assert out.returncode == 0, out.stderr[-3000:]
+        evaluation = json.loads(report.read_text())
+        assert evaluation["data_root"] == str(data) and evaluation["num_images"] == 4
 
-    # the discriminator is in the run folder too, and exports as `segment`
-    _tool("export", "--generator", str(run), "--discriminator", str(run), "--export_dir",
-          "exports", cwd=second)
+        # the discriminator is in the run folder too, and exports as `segment`
+        out = run_cli("export", "--generator", run, "--discriminator", run, "--export_dir",
+                      "exports")
+        assert out.returncode == 0, out.stderr[-3000:]
+    finally:
+        os.umask(umask)
     version = second / "exports" / "oasis" / "1"
     assert "segment" in tf.saved_model.load(str(version)).signatures
 
@@ -195,6 +205,7 @@ def test_killed_run_resumes_from_another_folder_then_evaluates_and_exports(tmp_p
         assert _mode(path) == 0o777 & ~UMASK, (path, oct(_mode(path)))
 
 
+@pytest.mark.slow
 def test_changing_the_data_root_on_resume_is_explicit_and_logged(tmp_path):
     config = _tiny_config()
     result = train(config, data_root=tmp_path / "a", runs_root=tmp_path, max_steps=2,
@@ -212,29 +223,6 @@ def test_changing_the_data_root_on_resume_is_explicit_and_logged(tmp_path):
     assert load_config(run / "config.yaml").data.root == str(tmp_path / "b")
     assert f"data.root changed from {tmp_path / 'a'} to {tmp_path / 'b'}" in \
         (run / "train.log").read_text()
-
-
-def test_dry_run_creates_no_file(tmp_path):
-    """No file in HOME, the working folder or the temp folder, with no data set
-    there yet (the synthetic set goes to a temporary folder, removed at the end).
-    KERAS_HOME and MPLCONFIGDIR point elsewhere: importing TensorFlow writes Keras'
-    ``~/.keras/keras.json`` and Matplotlib's font cache, their documented config and
-    cache, not oasis_tf's."""
-    home, cwd, tmp, keras_home, mpl = (tmp_path / n for n in ("home", "cwd", "tmp", "keras",
-                                                             "mpl"))
-    for folder in (home, cwd, tmp):
-        folder.mkdir()
-    env = {k: v for k, v in os.environ.items() if k != "OASIS_TF_DATA"}
-    env.update(HOME=str(home), TMPDIR=str(tmp), KERAS_HOME=str(keras_home),
-               MPLCONFIGDIR=str(mpl))
-    out = _tool("train", "--config", "synthetic", "--dry_run", "--override",
-                "train.batch_size=2", "--override", "model.g_channels=2", "--override",
-                "model.d_channels=4", "--override", "model.spade_hidden=4", "--override",
-                "model.num_res_blocks=2", cwd=cwd, env=env)
-    assert "DRY RUN: one step ran" in out.stdout, out.stdout[-2000:]
-    assert "writing the synthetic data set to the temporary folder" in out.stdout
-    for folder in (home, cwd, tmp):
-        assert not list(folder.rglob("*")), (folder, list(folder.rglob("*"))[:5])
 
 
 def test_import_oasis_tf_reaches_the_subpackages(tmp_path):

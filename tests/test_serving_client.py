@@ -23,6 +23,9 @@ from PIL import Image
 import oasis_tf
 from oasis_tf.export import export_saved_model
 
+# every test here traces, converts or exports a model: minutes on 2 cores
+pytestmark = pytest.mark.slow
+
 MODEL = "tiny"
 
 

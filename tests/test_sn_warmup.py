@@ -53,6 +53,7 @@ def warmed_model():
                                    ["train.spectral_norm_warmup=100"]))
 
 
+@pytest.mark.slow
 def test_build_model_warmup_sets_sigma_of_every_network(warmed_model):
     model = warmed_model
     for net in (model.generator, model.discriminator, model.ema_generator):
@@ -65,6 +66,7 @@ def test_build_model_warmup_sets_sigma_of_every_network(warmed_model):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+@pytest.mark.slow
 def test_default_is_no_warmup_and_bit_identical(warmed_model):
     cfg = load_config("synthetic", overrides=TINY)
     assert cfg.train.spectral_norm_warmup == 0

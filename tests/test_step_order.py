@@ -1,17 +1,20 @@
-"""The execution order the training step imposes to bound its memory:
-``_sequential_gradients`` (one backward pass per discriminator forward, the last
-forward's first) gives the joint gradient, and ``_after`` makes the D update
+"""The execution order the training step imposes to bound its memory
+(``oasis_tf.training.updates``): ``sequential_gradients`` (one backward pass per
+discriminator forward, the last forward's first) gives the joint gradient, and ``after``
+makes the D update
 wait for the G update's gradients. The memory effect itself is measured by
 ``tools/bench.py`` (peak RSS and the TensorFlow allocator's peak), not here."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import oasis_tf
 from oasis_tf import losses
-from oasis_tf.models.oasis import _after, _sequential_gradients
+from oasis_tf.training.updates import after, sequential_gradients
 
 
+@pytest.mark.slow
 def test_sequential_gradients_equal_the_joint_gradient():
     # three forwards of one discriminator, coupled as in the D update (LabelMix
     # mixes the outputs of the first two into the target of the third)
@@ -34,7 +37,7 @@ def test_sequential_gradients_equal_the_joint_gradient():
                     + losses.d_real_loss(outs[1], label, None, pixels)
                     + 10.0 * losses.labelmix_loss(outs[1], outs[0], outs[2], mask, pixels * 6))
         if sequential:
-            return _sequential_gradients(tape, loss, outs, d.trainable_variables)
+            return sequential_gradients(tape, loss, outs, d.trainable_variables)
         return tape.gradient(loss, d.trainable_variables)
 
     joint, seq = gradients(False), gradients(True)
@@ -49,7 +52,7 @@ def test_after_makes_values_wait_for_the_tensors():
     @tf.function
     def f(x, y):
         gate = tf.reduce_sum(x * 2.0)
-        (gated,) = _after([gate, None], y)
+        (gated,) = after([gate, None], y)
         return gated + 1.0
 
     graph = f.get_concrete_function(tf.constant([1.0]), tf.constant(2.0)).graph

@@ -188,6 +188,7 @@ def _image_at(page, selector):
     return _png_at(page, src)[..., :3].astype(np.int32)
 
 
+@pytest.mark.slow
 def test_browser_paint_and_generate(studio, tmp_path):
     pytest.importorskip("playwright", reason="playwright not installed (pip install "
                         "playwright; no `playwright install` needed)")
@@ -343,6 +344,7 @@ def _files(folder):
     return sum(1 for p in folder.rglob("*") if p.is_file())
 
 
+@pytest.mark.slow
 def test_served_files_do_not_fill_the_disk(guarded_studio, tmp_path):
     """200 requests, each a new image, through the app's Python API (Gradio's own
     pre- and post-processing, its cache), in 4 bursts of 50 1.5 s apart: the

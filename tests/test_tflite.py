@@ -17,6 +17,9 @@ from oasis_tf.export import (convert_tflite, convert_tflite_variants, export_sav
                              tflite_report)
 from reference import small_generator
 
+# every test here traces, converts or exports a model: minutes on 2 cores
+pytestmark = pytest.mark.slow
+
 if interpreter_backend() is None:
     pytest.skip("no TFLite interpreter (pip install ai-edge-litert)", allow_module_level=True)
 

@@ -18,6 +18,9 @@ import tensorflow as tf
 import oasis_tf
 from oasis_tf.convert.official import assign_state_dict, key_map
 
+# every test here traces, converts or exports a model: minutes on 2 cores
+pytestmark = pytest.mark.slow
+
 LR_G, LR_D = 1e-4, 4e-4
 
 

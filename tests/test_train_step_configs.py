@@ -24,6 +24,9 @@ from oasis_tf.convert.official import key_map  # noqa: E402
 import torch_reference as tr  # noqa: E402
 import torch_train_reference as ttr  # noqa: E402
 
+# every test here traces, converts or exports a model: minutes on 2 cores
+pytestmark = pytest.mark.slow
+
 BATCH, Z_DIM, G_CH, D_BASE = 2, 8, 2, 4
 BUFFERS = ("weight_u", "weight_v", "running_mean", "running_var")
 LOSSES = ("loss_g", "loss_d_fake", "loss_d_real", "loss_d_labelmix", "loss_d")

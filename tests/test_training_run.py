@@ -94,6 +94,7 @@ def test_numbered_run_folders(tmp_path):
     assert [r["step"] for r in run.read_metrics()] == [1, 2]
 
 
+@pytest.mark.slow
 def test_checkpoint_round_trip_restores_networks_and_optimizers(tmp_path):
     config = _tiny_config()
     model = build_model(config)
@@ -126,6 +127,7 @@ def test_checkpoint_round_trip_restores_networks_and_optimizers(tmp_path):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
 
 
+@pytest.mark.slow
 def test_resume_may_switch_the_learning_rate_warmup_on_or_off(tmp_path):
     # A learning-rate schedule has no learning_rate variable; the rate is never
     # restored anyway, so a checkpoint written with constant rates resumes with a
@@ -154,6 +156,7 @@ def test_resume_may_switch_the_learning_rate_warmup_on_or_off(tmp_path):
     assert float(plain.g_optimizer.learning_rate) == pytest.approx(plain_config.train.lr_g)
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_training_and_keeps_last_good_checkpoint(tmp_path):
     """Batch 3 (step 4) has NaN images: the run stops at step 4 and the step-2
     checkpoint is the last one, unchanged; no final checkpoint, no generator.keras."""

@@ -1,6 +1,7 @@
 """`pip install oasis_tf` is the whole tool: the wheel built from this checkout, installed
 (not editable) into a fresh environment, gives every command, and they run from a folder
-outside the checkout with the presets of the installed package.
+outside the checkout with the presets of the installed package. The dry run there also
+shows that ``--dry_run`` leaves no file anywhere.
 
 The fresh environment borrows the third-party packages of the test's own environment
 (TensorFlow and the rest, through a ``.pth`` path entry, whose own ``.pth`` files, the
@@ -73,22 +74,29 @@ def test_every_command_is_installed(environment):
 
 def test_commands_run_outside_the_checkout_with_the_installed_presets(environment,
                                                                         tmp_path):
-    from oasis_tf.data import write_synthetic_dataset
-
+    """``oasis-generate --help`` and ``oasis-train --config synthetic --dry_run`` from a
+    folder outside the checkout. The dry run finds no data set (the synthetic one goes
+    to a temporary folder, removed at the end) and leaves no file in HOME, the working
+    folder or the temp folder; KERAS_HOME and MPLCONFIGDIR point elsewhere: importing
+    TensorFlow writes Keras' ``~/.keras/keras.json`` and Matplotlib's font cache, their
+    documented config and cache, not oasis_tf's."""
     bin_dir, site, env = environment
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    proc = _run([bin_dir / "oasis-generate", "--help"], cwd=elsewhere, env=env)
+    home, cwd, tmp = (tmp_path / name for name in ("home", "cwd", "tmp"))
+    for folder in (home, cwd, tmp):
+        folder.mkdir()
+    env = {k: v for k, v in env.items() if k != "OASIS_TF_DATA"}
+    env.update(HOME=str(home), TMPDIR=str(tmp), KERAS_HOME=str(tmp_path / "keras"),
+               MPLCONFIGDIR=str(tmp_path / "mpl"))
+    proc = _run([bin_dir / "oasis-generate", "--help"], cwd=cwd, env=env)
     assert proc.stdout.startswith("oasis-generate:")
     assert "    oasis-generate --generator runs/synthetic-0001 --labels" in proc.stdout
     assert "--image_size" in proc.stdout and "--output_dir" in proc.stdout
 
-    data = tmp_path / "synthetic"
-    write_synthetic_dataset(data, num_train=4, num_val=2, size=64)
     proc = _run([bin_dir / "oasis-train", "--config", "synthetic", "--dry_run",
-                 "--data_root", data, *[f"--override={o}" for o in TINY]],
-                cwd=elsewhere, env=env)
+                 *[f"--override={o}" for o in TINY]], cwd=cwd, env=env)
     # the installed package, not the checkout, ran, and found its preset
     assert f"oasis_tf 0.1.0 ({site / 'oasis_tf'})" in proc.stdout, proc.stdout[:2000]
     assert "DRY RUN: one step ran" in proc.stdout
-    assert list(elsewhere.iterdir()) == []  # a dry run writes nothing
+    assert "writing the synthetic data set to the temporary folder" in proc.stdout
+    for folder in (home, cwd, tmp):
+        assert not list(folder.rglob("*")), (folder, list(folder.rglob("*"))[:5])

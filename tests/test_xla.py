@@ -49,7 +49,7 @@ def _train(jit_compile):
 
 
 # Grappler off for both sides of every comparison (tests/conftest.py's `no_grappler`)
-pytestmark = pytest.mark.usefixtures("no_grappler")
+pytestmark = [pytest.mark.usefixtures("no_grappler"), pytest.mark.slow]
 
 
 def test_xla_step_equals_the_step_without_xla():

@@ -212,7 +212,7 @@ def run_command(name, doc, fv, main, argv=None):
         sys.stdout.write(help_text(doc, fv))
         return 0
     if "--version" in words and fv.find_module_defining_flag("version") == __name__:
-        from oasis_tf.training.session import package_location  # (oasis-export's is its own)
+        from oasis_tf.training.startup import package_location  # (oasis-export's is its own)
 
         print(package_location())
         return 0

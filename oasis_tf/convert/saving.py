@@ -1,9 +1,8 @@
 """Writing converted networks to disk without leaving partial files."""
 
 import os
-import tempfile
 
-from oasis_tf.fileio import follow_umask
+from oasis_tf.fileio import atomic_file
 
 _FORMATS = (".keras", ".weights.h5")
 
@@ -29,18 +28,9 @@ def save_network(model, path, overwrite=False):
         raise ValueError(f"output {path!r} must end with one of {_FORMATS}")
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".partial-", suffix=suffix, dir=folder)
-    os.close(fd)
-    try:
+    with atomic_file(path, suffix=suffix) as tmp:
         if suffix == ".keras":
             model.save(tmp, overwrite=True)
         else:
             model.save_weights(tmp, overwrite=True)
-        follow_umask(tmp)  # mkstemp made it 0600
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path

@@ -57,15 +57,13 @@ uint8).
 
 import json
 import os
-import shutil
-import tempfile
 
 import tensorflow as tf
 
 from oasis_tf import images
 from oasis_tf import inference
 from oasis_tf.inference.ops import after_checks, assert_message
-from oasis_tf.fileio import follow_umask, writing
+from oasis_tf.fileio import atomic_folder, writing
 
 METADATA_FILE = "oasis_export.json"
 GENERATOR_VARIABLES = "generator_variables"
@@ -327,21 +325,14 @@ def export_saved_model(generator, base_dir, model_name="oasis", version=1,
 
         archive.add_endpoint("segment", segment, [_spec("image", tf.uint8)])
 
-    tmp_dir = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_dir)
-    try:
-        # a full disk: one line naming the export (oasis_tf.fileio.DiskFullError)
-        with writing(f"the SavedModel (version {version})", version_dir):
-            archive.write_out(tmp_dir, verbose=verbose)
-            os.makedirs(os.path.join(tmp_dir, "assets"), exist_ok=True)
-            with open(os.path.join(tmp_dir, "assets", METADATA_FILE), "w") as f:
-                json.dump(meta, f, indent=1)
-        follow_umask(tmp_dir)  # mkdtemp made it 0700: TF Serving may run as another uid
-        if os.path.exists(version_dir):
-            shutil.rmtree(version_dir)
-        os.rename(tmp_dir, version_dir)
-    except BaseException:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        raise
+    # TF Serving may run as another uid: atomic_folder gives the umask's modes; a full
+    # disk is one line naming the export (oasis_tf.fileio.DiskFullError)
+    with writing(f"the SavedModel (version {version})", version_dir), \
+            atomic_folder(version_dir, prefix=f".tmp-{version}-") as tmp_dir:
+        archive.write_out(tmp_dir, verbose=verbose)
+        os.makedirs(os.path.join(tmp_dir, "assets"), exist_ok=True)
+        with open(os.path.join(tmp_dir, "assets", METADATA_FILE), "w") as f:
+            json.dump(meta, f, indent=1)
     return version_dir
 
 

@@ -46,7 +46,7 @@ import numpy as np
 import tensorflow as tf
 
 from oasis_tf import inference
-from oasis_tf.fileio import follow_umask, writing
+from oasis_tf.fileio import atomic_file, writing
 
 QUANTIZATIONS = ("float32", "float16", "int8")
 TFLITE_SIGNATURE = "serving_default"
@@ -145,17 +145,9 @@ def _convert(saved_model_dir, out_path, quantization):
     if quantization == "float16":
         converter.target_spec.supported_types = [tf.float16]
     content = converter.convert()
-    folder = os.path.dirname(os.path.abspath(out_path))
-    fd, partial = tempfile.mkstemp(prefix=".partial-", suffix=".tflite", dir=folder)
-    try:
-        with writing(f"the {quantization} TFLite file", out_path), \
-                os.fdopen(fd, "wb") as f:
-            f.write(content)
-        follow_umask(partial)  # mkstemp made it 0600
-        os.replace(partial, out_path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
+    with writing(f"the {quantization} TFLite file", out_path), \
+            atomic_file(out_path, suffix=".tflite") as partial, open(partial, "wb") as f:
+        f.write(content)
     return out_path
 
 

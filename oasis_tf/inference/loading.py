@@ -56,7 +56,7 @@ def _run_checkpoint(run, which):
 def _final_network(run, name):
     """``run/name`` (``generator.keras`` / ``discriminator.keras``) when the run
     folder's manifest vouches for it, else None (logged)."""
-    from oasis_tf.training.checkpoints import DamagedCheckpointError, verify_manifest
+    from oasis_tf.training.manifest import DamagedCheckpointError, verify_manifest
 
     if not (run / name).exists():
         return None

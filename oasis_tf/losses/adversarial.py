@@ -27,6 +27,10 @@ Image Synthesis", ICLR 2021.
 import tensorflow as tf
 from keras import ops
 
+# The losses the OASIS training step reports (OASIS.train_step's logs, the run's
+# metrics.jsonl and progress lines), in the order they are shown.
+LOSS_NAMES = ("loss_g", "loss_d", "loss_d_fake", "loss_d_real", "loss_d_labelmix")
+
 
 def _pixel_count(x):
     """B*H*W of a [B, H, W, ...] or [B, H, W] tensor as float32."""

@@ -26,15 +26,17 @@ synchronized.
 """
 
 import keras
-import numpy as np
 import tensorflow as tf
 from keras import ops
 
 from oasis_tf import losses
 from oasis_tf.models.generator import OASISGenerator
 from oasis_tf.optimizers import TorchAdam
+from oasis_tf.training.ema import refresh_ema_statistics, update_ema_weights
+from oasis_tf.training.replicas import all_reduce_sum, in_multi_worker_mode, replica_id
+from oasis_tf.training.updates import (after, apply_step, scale_loss, sequential_gradients,
+                                       with_loss_scaling)
 
-METRIC_NAMES = ("loss_g", "loss_d_fake", "loss_d_real", "loss_d_labelmix", "loss_d")
 # Logged in addition when the VGG loss is on (lambda_vgg included).
 VGG_METRIC_NAME = "loss_g_vgg"
 # Streams of the in-graph randomness (``OASIS._stateless_seed``): the noise of the
@@ -43,94 +45,6 @@ VGG_METRIC_NAME = "loss_g_vgg"
 NOISE_STREAM_G_UPDATE = 1
 NOISE_STREAM_D_UPDATE = 2
 LABELMIX_STREAM = 3
-
-
-def _replica_context():
-    ctx = tf.distribute.get_replica_context()
-    return ctx, (ctx.num_replicas_in_sync if ctx is not None else 1)
-
-
-def _all_reduce_sum(values):
-    ctx, replicas = _replica_context()
-    if replicas == 1:
-        return values
-    return ctx.all_reduce(tf.distribute.ReduceOp.SUM, values)
-
-
-def _multi_worker():
-    """True under a MultiWorkerMirroredStrategy with more than one worker."""
-    strategy = tf.distribute.get_strategy()
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return False
-    in_multi_worker_mode = getattr(strategy.extended, "_in_multi_worker_mode", None)
-    return bool(in_multi_worker_mode()) if in_multi_worker_mode is not None else True
-
-
-def _loss_scale(optimizer):
-    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-        return optimizer
-    return keras.optimizers.LossScaleOptimizer(optimizer, name=f"{optimizer.name}_loss_scale")
-
-
-def _scale_loss(optimizer, loss):
-    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-        return optimizer.scale_loss(loss)
-    return loss
-
-
-def _apply(optimizer, grads, variables):
-    """One optimizer step on ``variables`` with ``grads``.
-
-    With a ``LossScaleOptimizer`` (float16) ``grads`` are those of the scaled
-    loss; the optimizer divides them by the scale and skips the step when they
-    are not finite. Here the finiteness is made global first (one non-finite
-    gradient on any replica poisons every replica's gradients), so all replicas
-    take the same decision, and a skipped step still advances ``iterations``
-    (the training step counter: data position, noise seeds, checkpoints).
-    """
-    if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-        optimizer.apply_gradients(zip(grads, variables))
-        return
-    flags = [tf.reduce_all(tf.math.is_finite(g)) for g in grads if g is not None]
-    local_bad = 1.0 - tf.cast(tf.reduce_all(tf.stack(flags)), tf.float32)
-    finite = tf.equal(_all_reduce_sum(local_bad), 0.0)
-    poison = tf.where(finite, 1.0, float("nan"))
-    grads = [None if g is None else g * tf.cast(poison, g.dtype) for g in grads]
-    optimizer.apply_gradients(zip(grads, variables))
-    optimizer.iterations.assign_add(tf.cast(tf.logical_not(finite), optimizer.iterations.dtype))
-
-
-def _after(tensors, *values):
-    """``values`` passed through ``tf.identity`` once every tensor in ``tensors``
-    exists: what is computed from them waits for ``tensors``.
-
-    The runtime runs every op as soon as its inputs are ready, so without this
-    the discriminator update's forwards would run while the generator update's
-    backward pass still holds its activations (higher peak memory)."""
-    with tf.control_dependencies([t for t in tensors if t is not None]):
-        return [tf.identity(v) for v in values]
-
-
-def _sequential_gradients(tape, loss, outputs, variables):
-    """Gradients of ``loss`` w.r.t. ``variables`` for a loss of several forwards
-    of one network (``outputs``, one tensor per forward).
-
-    The same sum as ``tape.gradient(loss, variables)``, but the backward passes
-    run one after another, the last forward's first (as PyTorch's autograd
-    orders them), so only one of them holds its gradient buffers at a time;
-    run jointly, TensorFlow runs the three discriminator backward passes
-    together (higher peak memory). ``tape`` must be persistent.
-    """
-    output_grads = tape.gradient(loss, outputs)
-    total = None
-    for output, output_grad in zip(reversed(outputs), reversed(output_grads)):
-        with tf.control_dependencies([g for g in total or () if g is not None]):
-            part = tape.gradient(output, variables, output_gradients=output_grad)
-        if total is None:
-            total = part
-        else:
-            total = [a if b is None else b if a is None else a + b for a, b in zip(total, part)]
-    return total
 
 
 @keras.saving.register_keras_serializable(package="oasis_tf")
@@ -199,7 +113,7 @@ class OASIS(keras.Model):
                 for target, source in zip(ema_generator.weights, generator.weights):
                     target.assign(source)
             self.ema_generator = ema_generator
-        names = METRIC_NAMES + ((VGG_METRIC_NAME,) if vgg_loss is not None else ())
+        names = losses.LOSS_NAMES + ((VGG_METRIC_NAME,) if vgg_loss is not None else ())
         self.loss_trackers = {name: keras.metrics.Mean(name=name) for name in names}
         self.g_optimizer = None
         self.d_optimizer = None
@@ -230,8 +144,8 @@ class OASIS(keras.Model):
             loss_scaling = "float16" in (self.generator.compute_dtype,
                                          self.discriminator.compute_dtype)
         if loss_scaling:
-            self.g_optimizer = _loss_scale(self.g_optimizer)
-            self.d_optimizer = _loss_scale(self.d_optimizer)
+            self.g_optimizer = with_loss_scaling(self.g_optimizer)
+            self.d_optimizer = with_loss_scaling(self.d_optimizer)
         self.g_optimizer.build(self.generator.trainable_variables)
         self.d_optimizer.build(self.discriminator.trainable_variables)
 
@@ -253,10 +167,8 @@ class OASIS(keras.Model):
     # ------------------------------------------------------------ randomness
     def _stateless_seed(self, stream):
         """A per-step, per-replica seed; resumable (derived from the step)."""
-        ctx, _ = _replica_context()
-        replica = ctx.replica_id_in_sync_group if ctx is not None else 0
         step = ops.cast(self.d_optimizer.iterations, "int64")
-        replica = ops.cast(replica, "int64")
+        replica = ops.cast(replica_id(), "int64")
         base = tf.constant((self.seed * 1000003 + stream) % (2**62), tf.int64)
         return tf.stack([base + replica * 7919, step])
 
@@ -282,7 +194,7 @@ class OASIS(keras.Model):
         counts = losses.class_counts(label, self.num_classes)
         shape = tf.shape(label)
         pixels = tf.cast(shape[0] * shape[1] * shape[2], tf.float32)
-        counts, pixels = _all_reduce_sum([counts, pixels])
+        counts, pixels = all_reduce_sum([counts, pixels])
         weights = None
         if self.class_balancing:
             weights = losses.class_balance_weights(counts, pixels, self.dontcare_label)
@@ -315,13 +227,13 @@ class OASIS(keras.Model):
                 loss_g_vgg = self.lambda_vgg * self.vgg_loss(fake, image,
                                                              batch_size=global_batch)
                 total_g = loss_g + loss_g_vgg
-            scaled_g = _scale_loss(self.g_optimizer, total_g)
+            scaled_g = scale_loss(self.g_optimizer, total_g)
         g_grads = tape.gradient(scaled_g, G.trainable_variables)
-        _apply(self.g_optimizer, g_grads, G.trainable_variables)
+        apply_step(self.g_optimizer, g_grads, G.trainable_variables)
 
         # 2. discriminator update (fresh noise; G in train mode, no gradient),
         # started once G's backward pass is done (its activations are freed)
-        image, label, noise_d = _after(g_grads, image, label, noise_d)
+        image, label, noise_d = after(g_grads, image, label, noise_d)
         fake = ops.stop_gradient(G({"label": label, "noise": noise_d}, training=True))
         with tf.GradientTape(persistent=True) as tape:
             d_fake = D(fake, training=True)
@@ -340,10 +252,10 @@ class OASIS(keras.Model):
                 loss_d_labelmix = self.lambda_labelmix * losses.labelmix_loss(
                     d_real, d_fake, d_mixed, mask, elements)
             loss_d = loss_d_fake + loss_d_real + loss_d_labelmix
-            scaled_d = _scale_loss(self.d_optimizer, loss_d)
-        d_grads = _sequential_gradients(tape, scaled_d, outputs, D.trainable_variables)
+            scaled_d = scale_loss(self.d_optimizer, loss_d)
+        d_grads = sequential_gradients(tape, scaled_d, outputs, D.trainable_variables)
         del tape
-        _apply(self.d_optimizer, d_grads, D.trainable_variables)
+        apply_step(self.d_optimizer, d_grads, D.trainable_variables)
 
         # 3. EMA of every generator variable
         if self.use_ema:
@@ -351,94 +263,33 @@ class OASIS(keras.Model):
 
         # Each replica holds its share of the global loss: the sum over replicas is
         # the global loss, so every replica reports the same values.
-        shares = [loss_g, loss_d_fake, loss_d_real, loss_d_labelmix, loss_d]
+        shares = [loss_g, loss_d, loss_d_fake, loss_d_real, loss_d_labelmix]  # LOSS_NAMES
         if self.vgg_loss is not None:
             shares.append(loss_g_vgg)
-        totals = _all_reduce_sum([ops.cast(v, "float32") for v in shares])
+        totals = all_reduce_sum([ops.cast(v, "float32") for v in shares])
         for name, value in zip(self.loss_trackers, totals):
             self.loss_trackers[name].update_state(value)
         results = {name: tracker.result() for name, tracker in self.loss_trackers.items()}
-        if _multi_worker():
+        if in_multi_worker_mode():
             # Keras 3 reduces the step outputs of a multi-worker strategy with
             # strategy.reduce(MEAN, axis=0), which needs rank >= 1; it returns scalars.
             results = {name: ops.reshape(value, [1]) for name, value in results.items()}
         return results
 
     # ------------------------------------------------------------ EMA
-    def _ema_pairs(self):
-        return list(zip(self.ema_generator.weights, self.generator.weights))
-
     def update_ema(self):
-        """``ema = decay * ema + (1 - decay) * g`` for every generator variable.
-
-        The products are rounded to float32 separately, then summed, like the
-        official in-place update. Runs in cross-replica context (merge_call).
-        """
-        # One constant each for the whole update (not two per variable).
-        decay = tf.constant(np.float32(self.ema_decay))
-        keep = tf.constant(np.float32(1.0 - self.ema_decay))
-
-        def update(ema, source):
-            # `ema * decay` needs only the EMA weights: in a graph it would run
-            # at the start of the training step and hold a copy of the whole
-            # generator through both updates, so it waits for `source * keep`
-            # (which reads the updated generator weights).
-            contribution = source * keep
-            with tf.control_dependencies([contribution]):
-                decayed = ema * decay
-            return ema.assign(decayed + contribution)
-
-        def cross_replica(strategy):
-            for ema, source in self._ema_pairs():
-                strategy.extended.update(ema.value, update, args=(source.value,))
-
-        if tf.distribute.in_cross_replica_context():
-            cross_replica(tf.distribute.get_strategy())
-        else:
-            tf.distribute.get_replica_context().merge_call(cross_replica)
+        """``ema = decay * ema + (1 - decay) * g`` for every generator variable
+        (``oasis_tf.training.ema.update_ema_weights``: float32 products rounded
+        separately, then summed, like the official in-place update)."""
+        update_ema_weights(list(zip(self.ema_generator.weights, self.generator.weights)),
+                           self.ema_decay)
 
     def refresh_ema_statistics(self, dataset, num_batches=50, seed=0):
-        """Recompute the EMA generator's BN statistics (official behaviour).
-
-        Runs the EMA generator in training mode over up to ``num_batches + 1``
-        batches (the official loop stops after 51), which continues the momentum
-        updates of its running statistics and its power iterations.
-
-        Args:
-            dataset: iterable of dict batches with a "label" (e.g. the training
-                ``tf.data.Dataset``).
-            num_batches: the official 50 (51 forwards).
-            seed: seed of the noise.
-
-        Returns:
-            The number of forwards run.
-        """
-        if self.ema_generator is None:
-            return 0
-        forward = self._ema_refresh_forward()
-        count = 0
-        for batch in dataset:
-            forward(ops.cast(batch["label"], "int32"),
-                    tf.constant([seed, count]))
-            count += 1
-            if count > num_batches:
-                break
-        return count
-
-    def _ema_refresh_forward(self):
-        """One train-mode EMA forward as a ``tf.function``, built once per model
-        (a new one per call would be traced again every time)."""
-        if getattr(self, "_ema_refresh_fn", None) is None:
-            ema, z_dim = self.ema_generator, self.generator.z_dim
-
-            def forward(label, seed_pair):
-                noise = tf.random.stateless_normal([tf.shape(label)[0], z_dim],
-                                                   seed=seed_pair, alg="philox")
-                ema({"label": label, "noise": noise}, training=True)
-
-            # kept out of Keras' attribute tracking
-            object.__setattr__(self, "_ema_refresh_fn", tf.function(forward))
-        return self._ema_refresh_fn
+        """Recompute the EMA generator's BN statistics (official behaviour): train-mode
+        forwards over up to ``num_batches + 1`` batches of ``dataset`` (dict batches
+        with a "label"), noise from ``seed``; returns the number of forwards
+        (``oasis_tf.training.ema.refresh_ema_statistics``)."""
+        return refresh_ema_statistics(self, dataset, num_batches, seed)
 
     # ------------------------------------------------------------ misc
     def call(self, inputs, training=False):

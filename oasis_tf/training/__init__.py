@@ -8,7 +8,6 @@
 
 from oasis_tf.training.checkpoints import (
     CheckpointManager,
-    DamagedCheckpointError,
     NoWholeCheckpointError,
     newest_whole_checkpoint,
     optimizer_checksum,
@@ -18,6 +17,7 @@ from oasis_tf.training.checkpoints import (
 )
 from oasis_tf.training.ema import EMAStatisticsRefresh
 from oasis_tf.training.init_from import InitReport, initialize_from
+from oasis_tf.training.manifest import DamagedCheckpointError
 from oasis_tf.training.run_dir import RunDir, create_run_dir, next_run_path
 from oasis_tf.training.run_lock import RunFolderInUseError
 from oasis_tf.training.stop import StopRequest

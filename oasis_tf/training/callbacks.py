@@ -41,8 +41,10 @@ import tensorflow as tf
 
 from oasis_tf.fileio import writing
 from oasis_tf.images import make_grid, to_uint8
+from oasis_tf.losses import LOSS_NAMES
+from oasis_tf.training.ema import EMAStatisticsRefresh
+from oasis_tf.training.updates import global_step
 
-LOSS_KEYS = ("loss_g", "loss_d", "loss_d_fake", "loss_d_real", "loss_d_labelmix")
 
 
 def summary_scalar(tag, value, step):
@@ -53,13 +55,6 @@ def summary_scalar(tag, value, step):
 def summary_png(tag, image, step):
     """A TensorBoard image (uint8 [H, W, 3], ``tf.summary.image``) in the default writer."""
     tf.summary.image(tag, np.asarray(image, np.uint8)[None], step=step)
-
-
-def global_step(model):
-    """The global step of an ``OASIS`` model: ``d_optimizer.iterations`` (one per
-    ``train_step``; restored with the checkpoint). The one definition the training
-    code uses."""
-    return int(model.d_optimizer.iterations.numpy())
 
 
 def _to_float(value):
@@ -91,14 +86,14 @@ class RunContext:
         self.batch_size = int(batch_size)
         self.steps_per_epoch = steps_per_epoch
         self.run = run
-        self.ema_dataset_fn = ema_dataset_fn
-        self.ema_refresh_batches = int(ema_refresh_batches)
+        self.ema_refresh = EMAStatisticsRefresh(ema_dataset_fn, num_batches=ema_refresh_batches,
+                                                logger=logger)
+        self.ema_refresh.set_model(model)
         self.writer = writer
         self.failed = False
         self.failure = None
         self.stopped = None  # the reason of a stop request ("SIGTERM", ...)
         self.last_checkpoint = None
-        self._ema_refreshed_at = None
 
     def position(self, step):
         """(epoch, batch in epoch), both 0-based, after ``step`` steps."""
@@ -108,26 +103,16 @@ class RunContext:
 
     def ema_refreshed(self, step):
         """True when the EMA BatchNorm statistics were refreshed at ``step``."""
-        return self._ema_refreshed_at == step
+        return self.ema_refresh.refreshed(step)
 
     def mark_ema_refreshed(self, step):
         """Records that the model's EMA statistics are those refreshed at ``step``
         (restored from a checkpoint that holds them)."""
-        self._ema_refreshed_at = step
+        self.ema_refresh.mark_refreshed(step)
 
     def refresh_ema(self, step):
         """Refreshes the EMA BatchNorm statistics once per step (no-op without EMA)."""
-        model = self.model
-        if (self._ema_refreshed_at == step or self.ema_dataset_fn is None
-                or getattr(model, "ema_generator", None) is None
-                or self.ema_refresh_batches <= 0):
-            return
-        start = time.time()
-        count = model.refresh_ema_statistics(self.ema_dataset_fn(), self.ema_refresh_batches,
-                                             seed=step)
-        self._ema_refreshed_at = step
-        self.logger.info("step %d: refreshed the EMA BatchNorm statistics (%d forwards, "
-                         "%.1f s)", step, count, time.time() - start)
+        self.ema_refresh.refresh(step)
 
 
 class _StepCallback(keras.callbacks.Callback):
@@ -272,7 +257,7 @@ class ProgressLogger(_StepCallback):
         where = f"step {step:>7d}/{ctx.total_steps}"
         if epoch is not None:
             where += f" ep {epoch:>3d}"
-        ordered = [k for k in LOSS_KEYS if k in losses] + sorted(set(losses) - set(LOSS_KEYS))
+        ordered = [k for k in LOSS_NAMES if k in losses] + sorted(set(losses) - set(LOSS_NAMES))
         loss_text = " ".join(f"{k} {losses[k]:8.4f}" for k in ordered)
         speed = ("%7.1f img/s | %.3f s/step" % (images_per_s, sec_per_step)
                  if sec_per_step is not None else "      - img/s |     - s/step")

@@ -50,9 +50,9 @@ from pathlib import Path
 
 import numpy as np
 
-from oasis_tf.fileio import sha256_file, writing
+from oasis_tf.fileio import writing
+from oasis_tf.training.manifest import DamagedCheckpointError, verify_manifest, write_manifest
 
-MANIFEST = "manifest.json"
 _CKPT = re.compile(r"^ckpt-(\d+)$")
 # Files every training checkpoint has (the EMA generator's only with use_ema).
 _REQUIRED = ("generator.weights.h5", "discriminator.weights.h5", "optimizers.npz",
@@ -125,20 +125,6 @@ def read_state(folder):
 
 
 # ---------------------------------------------------------------- integrity
-class DamagedCheckpointError(ValueError):
-    """A checkpoint (or run folder) whose files do not match its manifest.
-
-    Attributes:
-        path: the checkpoint folder.
-        file: the file at fault (``manifest.json`` when the manifest itself is).
-        reason: what is wrong with it.
-    """
-
-    def __init__(self, path, file, reason):
-        self.path, self.file, self.reason = Path(path), file, reason
-        super().__init__(f"{self.path} is damaged: {file}: {reason}")
-
-
 class NoWholeCheckpointError(FileNotFoundError):
     """No checkpoint of a folder is whole; ``problems`` lists ``(path, reason)``."""
 
@@ -151,89 +137,6 @@ class NoWholeCheckpointError(FileNotFoundError):
         else:
             text = f"no checkpoint in {self.directory}"
         super().__init__(text)
-
-
-def write_manifest(folder, names=None, extra=None):
-    """Writes ``<folder>/manifest.json``: size and SHA-256 of every file in
-    ``folder`` (flat; or only ``names``), fsynced. Write it last, once the files it
-    lists are complete.
-
-    Args:
-        folder: the folder.
-        names: the file names to list (default: every file in ``folder``).
-        extra: more JSON-able fields of the manifest (a run folder's records the
-            ``step`` its networks are from).
-    """
-    folder = Path(folder)
-    if names is None:
-        names = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name != MANIFEST)
-    files = {}
-    for name in names:
-        path = folder / name
-        files[name] = {"size": path.stat().st_size, "sha256": sha256_file(path)}
-    tmp = folder / f".{MANIFEST}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump({"format": 1, **dict(extra or {}), "files": files}, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, folder / MANIFEST)
-    return folder / MANIFEST
-
-
-def verify_manifest(folder, required=()):
-    """Checks the files of ``folder`` against its ``manifest.json``.
-
-    Args:
-        folder: the folder.
-        required: file names the manifest must list.
-
-    Returns:
-        The names the manifest lists.
-
-    Raises:
-        DamagedCheckpointError: naming the file and the reason (missing or unreadable
-            manifest, a required file not listed, a missing file, another size or
-            SHA-256).
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DamagedCheckpointError(folder, folder.name, "not a folder")
-    manifest_path = folder / MANIFEST
-    if not manifest_path.exists():
-        raise DamagedCheckpointError(folder, MANIFEST, "missing (written incompletely, "
-                                     "or by an oasis_tf without manifests)")
-    try:
-        with open(manifest_path, encoding="utf-8") as f:
-            files = json.load(f)["files"]
-        entries = {str(k): (int(v["size"]), str(v["sha256"])) for k, v in files.items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise DamagedCheckpointError(folder, MANIFEST, f"unreadable ({exc})") from None
-    for name in required:
-        if name not in entries:
-            raise DamagedCheckpointError(folder, name, "not listed in the manifest")
-    for name, (size, digest) in sorted(entries.items()):
-        path = folder / name
-        if not path.is_file():
-            raise DamagedCheckpointError(folder, name, "missing")
-        actual = path.stat().st_size
-        if actual != size:
-            raise DamagedCheckpointError(folder, name, f"{actual} bytes, the manifest says "
-                                         f"{size} (truncated or overwritten)")
-        if sha256_file(path) != digest:
-            raise DamagedCheckpointError(folder, name, "SHA-256 differs from the manifest "
-                                         "(bytes changed)")
-    return sorted(entries)
-
-
-def manifest_step(folder):
-    """The ``step`` a folder's ``manifest.json`` records (a run folder's final
-    networks), or None when it records none or cannot be read."""
-    try:
-        with open(Path(folder) / MANIFEST, encoding="utf-8") as f:
-            step = json.load(f).get("step")
-        return None if step is None else int(step)
-    except (OSError, ValueError, TypeError, AttributeError):
-        return None
 
 
 def verify_checkpoint(folder, required=_REQUIRED):

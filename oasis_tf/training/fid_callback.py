@@ -31,7 +31,8 @@ import time
 
 import keras
 
-from oasis_tf.training.callbacks import global_step, summary_png, summary_scalar
+from oasis_tf.training.callbacks import summary_png, summary_scalar
+from oasis_tf.training.updates import global_step
 from oasis_tf.training.plots import plot_fid_curve
 
 FID_PLOT_NAME = "fid.png"

@@ -10,10 +10,11 @@ image of exactly ``size`` pixels, written as PNG when a path is given.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
+
+from oasis_tf.fileio import atomic_file
 
 CURVE_COLOURS = {
     "loss_g": "#1f77b4",
@@ -44,13 +45,8 @@ def _render(fig) -> np.ndarray:
 def _save_png(image, path):
     from PIL import Image
 
-    path = os.fspath(path)
-    parent = os.path.dirname(path)
-    if parent:
-        os.makedirs(parent, exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}.png"
-    Image.fromarray(image, "RGB").save(tmp)
-    os.replace(tmp, path)
+    with atomic_file(path, suffix=".png") as tmp:
+        Image.fromarray(image, "RGB").save(tmp)
 
 
 def plot_fid_curve(steps, values, path=None, size=(640, 400), title="FID (lower is better)", best=None):

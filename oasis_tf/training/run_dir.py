@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from oasis_tf.config import save_config
-from oasis_tf.fileio import writing
+from oasis_tf.fileio import atomic_file, writing
 
 LOGGER_NAME = "oasis_tf.training"
 _SUBDIRS = ("samples", "checkpoints", "tensorboard")
@@ -176,11 +176,9 @@ class RunDir:
             with open(self.metrics_path, encoding="utf-8") as f:
                 if sum(1 for _ in f) == len(records):
                     return 0
-        tmp = self.metrics_path.with_suffix(".jsonl.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
+        with atomic_file(self.metrics_path) as tmp, open(tmp, "w", encoding="utf-8") as f:
             for r in kept:
                 f.write(json.dumps(r) + "\n")
-        os.replace(tmp, self.metrics_path)
         return len(records) - len(kept)
 
 

@@ -8,7 +8,7 @@
 
 Library code: no flags (``oasis-train`` is the command line). Where the process
 writes (run folder or a worker's log), the data root and the checkpoint to resume
-from are decided in ``oasis_tf.training.session``.
+from are decided in ``oasis_tf.training.startup``.
 
 Data position and resuming. The training dataset is ``load_dataset(...)`` (one
 pass, seeded shuffle, flips and LabelMix bits) repeated; its order depends only on
@@ -64,19 +64,19 @@ from oasis_tf.config import OFFICIAL_INIT_GAIN, OASISConfig
 from oasis_tf.fileio import DiskFullError, no_space_error, writing
 from oasis_tf.layers.spectral_norm import reinitialize_kernels, spectral_norm_warmup
 from oasis_tf.models.factory import discriminator_from_config, generator_from_config, in_float32
-from oasis_tf.models.oasis import OASIS
 from oasis_tf.optimizers import make_optimizers
 from oasis_tf.training import callbacks as cb
 from oasis_tf.training import distribute, precision
-from oasis_tf.training.checkpoints import (MANIFEST, DamagedCheckpointError, manifest_step,
-                                           optimizer_checksum, read_state, verify_manifest,
-                                           write_manifest)
+from oasis_tf.training.checkpoints import optimizer_checksum, read_state
+from oasis_tf.training.manifest import (MANIFEST, DamagedCheckpointError, manifest_step,
+                                        verify_manifest, write_manifest)
 from oasis_tf.training.init_from import initialize_from
 from oasis_tf.training.run_dir import LOGGER_NAME, next_run_path
-from oasis_tf.training.session import (checkpoint_manager, choose_checkpoint, log_data_report,
-                                       open_session, prepare_synthetic_data, resolve_from_data,
-                                       resume_or_fixed_folder, with_data_root)
+from oasis_tf.training.startup import (checkpoint_manager, choose_checkpoint, log_data_report,
+                                       open_run_output, prepare_synthetic_data, resolve_from_data,
+                                       resume_or_new_backup_dir, with_data_root)
 from oasis_tf.training.stop import StopRequest, handle_signals
+from oasis_tf.training.updates import global_step
 from oasis_tf.losses.vgg import vgg_loss_from_config
 
 
@@ -117,6 +117,10 @@ def build_model(config, strategy=None):
     (``precision.policy_scope``: the global policy is restored afterwards); under
     ``mixed_float16`` both optimizers get dynamic loss scaling. ``train.jit_compile``
     XLA-compiles the training step."""
+    # imported here: the model's training step uses this package's helpers (replicas,
+    # updates), so the model module imports oasis_tf.training, not the reverse at import
+    from oasis_tf.models.oasis import OASIS
+
     strategy = strategy or tf.distribute.get_strategy()
     config.require_resolved("build_model")
     m, t = config.model, config.train
@@ -263,17 +267,17 @@ def train(config, data_root=None, runs_root="runs", resume=None, max_steps=None,
             checkpoint and how to continue).
     """
     strategy = _check_arguments(config, strategy)
-    resume, fixed_path = resume_or_fixed_folder(resume, backup_dir)
+    resume, new_backup_dir = resume_or_new_backup_dir(resume, backup_dir)
     config = with_data_root(config, data_root, resume)
     config, data_report = resolve_from_data(config, resume, dataset_fn)
     name = name or config.data.dataset
     stop = stop if stop is not None else StopRequest()
     with contextlib.ExitStack() as stack:
-        session = open_session(config, strategy, runs_root, name, resume, fixed_path,
+        run_output = open_run_output(config, strategy, runs_root, name, resume, new_backup_dir,
                                dry_run, console, stack)
-        logger = session.logger
-        log_data_report(data_report, session)
-        progress = stack.enter_context(_FullDiskAdvice(session))
+        logger = run_output.logger
+        log_data_report(data_report, run_output)
+        progress = stack.enter_context(_FullDiskAdvice(run_output))
         # On a resume the checkpoint is chosen (and verified) first, so a run whose
         # checkpoints are all damaged stops at once.
         checkpoint = choose_checkpoint(resume, dry_run, logger)
@@ -287,10 +291,10 @@ def train(config, data_root=None, runs_root="runs", resume=None, max_steps=None,
         if total_steps < 1:
             raise ValueError(f"the step budget must be positive. Received: {total_steps}")
         if dry_run:
-            _log_dry_run_plan(config, logger, resume or fixed_path or
+            _log_dry_run_plan(config, logger, resume or new_backup_dir or
                               next_run_path(runs_root, name), resume, total_steps,
                               steps_per_epoch, strategy.num_replicas_in_sync)
-        run_path = session.run.path if session.run is not None else None
+        run_path = run_output.run.path if run_output.run is not None else None
         if checkpoint is not None and not dry_run:
             saved_step = int(read_state(checkpoint)["step"])  # verified by choose_checkpoint
             if saved_step >= total_steps:
@@ -311,10 +315,10 @@ def train(config, data_root=None, runs_root="runs", resume=None, max_steps=None,
                     strategy.num_replicas_in_sync)
         if init_from is not None and checkpoint is None:  # fine-tuning (not on a resume)
             initialize_from(model, init_from, logger=logger)
-        manager = checkpoint_manager(session, model, resume, dry_run, t.keep_checkpoints)
+        manager = checkpoint_manager(run_output, model, resume, dry_run, t.keep_checkpoints)
         start_step, state = 0, {}
         if checkpoint is not None:
-            start_step, state = _restore(model, manager, checkpoint, session, steps_per_epoch,
+            start_step, state = _restore(model, manager, checkpoint, run_output, steps_per_epoch,
                                          logger)
         fit_data = _training_data(dataset_fn, strategy, start_step)
         if dry_run:
@@ -322,22 +326,22 @@ def train(config, data_root=None, runs_root="runs", resume=None, max_steps=None,
         if start_step >= total_steps:  # a run killed before its end: finish it
             context = cb.RunContext(
                 model, logger, total_steps, t.batch_size, steps_per_epoch=steps_per_epoch,
-                run=session.run, ema_dataset_fn=lambda: dataset_fn(),
+                run=run_output.run, ema_dataset_fn=lambda: dataset_fn(),
                 ema_refresh_batches=t.ema_bn_refresh_batches)
             if state.get("ema_statistics_refreshed", True):  # every checkpoint but a stop's
                 context.mark_ema_refreshed(start_step)
-            _finish(model, context, session, start_step, 0.0, logger)
+            _finish(model, context, run_output, start_step, 0.0, logger)
             return TrainResult(run_path, start_step, start_step, total_steps,
                                last_checkpoint=str(checkpoint))
         agree = lambda votes: distribute.sum_over_workers(strategy, votes)  # noqa: E731
         context, callbacks = _make_callbacks(
-            config, model, session, manager, dataset_fn, total_steps, steps_per_epoch,
+            config, model, run_output, manager, dataset_fn, total_steps, steps_per_epoch,
             metric_fn, fid_extractor, stack, stop, agree)
         context.last_checkpoint = str(checkpoint) if checkpoint is not None else None
         progress.context = context
         with handle_signals(stop, stop_signals):
             step, logs, seconds = _fit(model, fit_data, callbacks, start_step, total_steps,
-                                       steps_per_epoch, t.batch_size, session, logger)
+                                       steps_per_epoch, t.batch_size, run_output, logger)
             if not context.failed and not context.stopped:
                 # a request that came after the last step's check (all workers ask)
                 context.stopped = cb.agreed_stop(stop, agree)
@@ -349,10 +353,10 @@ def train(config, data_root=None, runs_root="runs", resume=None, max_steps=None,
                          context.last_checkpoint)
             return result
         if context.stopped:
-            _log_stop(context, session, resume or fixed_path, backup_dir is not None, step,
+            _log_stop(context, run_output, resume or new_backup_dir, backup_dir is not None, step,
                       logger)
             return result
-        _finish(model, context, session, step, seconds, logger)
+        _finish(model, context, run_output, step, seconds, logger)
         return result
 
 
@@ -403,16 +407,16 @@ def _unfinished(resume, step, strategy):
     return reason
 
 
-def _log_stop(context, session, folder, backup, step, logger):
+def _log_stop(context, run_output, folder, backup, step, logger):
     """The line a stopped run ends with: where its checkpoint is, how to continue."""
-    folder = session.run.path if session.run is not None else folder
+    folder = run_output.run.path if run_output.run is not None else folder
     how = f"--resume {folder}" if folder is not None else \
         "--resume <the chief's run folder>"
     if backup:
         how += " (or the same command: --backup_dir continues it)"
-    if not session.chief:
+    if not run_output.chief:
         logger.warning("stopped by %s at step %d (worker %d; the chief wrote checkpoint "
-                       "%s); continue with %s", context.stopped, step, session.task_id,
+                       "%s); continue with %s", context.stopped, step, run_output.task_id,
                        context.last_checkpoint, how)
         return
     logger.warning("stopped by %s at step %d; checkpoint %s; continue with %s",
@@ -424,8 +428,8 @@ class _FullDiskAdvice:
     whole checkpoint, ``--resume``), and logs it; a bare ``OSError`` ENOSPC from a
     write no helper wrapped becomes a ``DiskFullError`` too."""
 
-    def __init__(self, session):
-        self.session = session
+    def __init__(self, run_output):
+        self.run_output = run_output
         self.checkpoint = None  # the one restored
         self.context = None     # the run's RunContext once training starts
 
@@ -433,9 +437,9 @@ class _FullDiskAdvice:
         return self
 
     def __exit__(self, kind, exc, tb):
-        if exc is None or no_space_error(exc) is None or not self.session.chief:
+        if exc is None or no_space_error(exc) is None or not self.run_output.chief:
             return False
-        run = self.session.run.path if self.session.run is not None else None
+        run = self.run_output.run.path if self.run_output.run is not None else None
         last = (self.context.last_checkpoint if self.context is not None else None) \
             or self.checkpoint
         if last is not None and Path(last).exists():
@@ -445,15 +449,15 @@ class _FullDiskAdvice:
             advice = "no checkpoint was written yet; free some space and start the run again"
         if isinstance(exc, DiskFullError):
             exc.add_advice(advice)
-            self.session.logger.error("%s", exc)
+            self.run_output.logger.error("%s", exc)
             return False
         error = DiskFullError("the run's files", getattr(exc, "filename", None) or run or ".",
                               None, advice)
-        self.session.logger.error("%s", error)
+        self.run_output.logger.error("%s", error)
         raise error from exc
 
 
-def _restore(model, manager, checkpoint, session, steps_per_epoch, logger):
+def _restore(model, manager, checkpoint, run_output, steps_per_epoch, logger):
     """Restores G, D, EMA and both optimizers from ``checkpoint``; returns ``(its
     step, its state dict)``. ``metrics.jsonl`` records after it are dropped (those
     steps are re-done)."""
@@ -463,7 +467,7 @@ def _restore(model, manager, checkpoint, session, steps_per_epoch, logger):
         if int(opt.iterations.numpy()) != start_step:
             raise ValueError(f"{opt.name}.iterations {int(opt.iterations.numpy())} != "
                              f"checkpoint step {start_step} in {checkpoint}")
-    dropped = session.run.truncate_metrics(start_step) if session.run is not None else 0
+    dropped = run_output.run.truncate_metrics(start_step) if run_output.run is not None else 0
     epoch, batch = divmod(start_step, steps_per_epoch)
     logger.info("resumed from %s at step %d (epoch %d, batch %d of %d); "
                 "g_optimizer checksum %.10e, d_optimizer checksum %.10e; dropped %d "
@@ -494,26 +498,26 @@ def _dry_run_step(model, fit_data, total_steps, logger):
     return TrainResult(None, 0, 1, total_steps, logs=logs)
 
 
-def _make_callbacks(config, model, session, manager, dataset_fn, total_steps,
+def _make_callbacks(config, model, run_output, manager, dataset_fn, total_steps,
                     steps_per_epoch, metric_fn, fid_extractor, stack, stop=None, agree=None):
     """The ``RunContext`` and the callback list (NaN guard first, then the stop
     guard; checkpoints last)."""
     t = config.train
-    logger = session.logger
+    logger = run_output.logger
     writer = None
-    if session.chief:
-        writer = tf.summary.create_file_writer(str(session.run.tensorboard_dir))
+    if run_output.chief:
+        writer = tf.summary.create_file_writer(str(run_output.run.tensorboard_dir))
         stack.callback(writer.close)
     context = cb.RunContext(
         model, logger, total_steps, t.batch_size, steps_per_epoch=steps_per_epoch,
-        run=session.run, ema_dataset_fn=lambda: dataset_fn(),
+        run=run_output.run, ema_dataset_fn=lambda: dataset_fn(),
         ema_refresh_batches=t.ema_bn_refresh_batches, writer=writer)
     sample_batch = _sample_batch(dataset_fn, min(8, t.batch_size))
     callbacks = [cb.NaNGuard(context), cb.StopGuard(context, stop, agree), cb.PerStepMetrics(),
                  cb.ProgressLogger(context, every=t.log_every),
                  cb.SampleGrid(context, sample_batch, every=t.sample_every,
                                noise_seed=t.seed)]
-    if t.fid_every > 0 and fid_extractor is not None and session.chief:
+    if t.fid_every > 0 and fid_extractor is not None and run_output.chief:
         from oasis_tf.metrics import make_extractor
         from oasis_tf.training.fid_callback import FIDCallback
 
@@ -527,18 +531,18 @@ def _make_callbacks(config, model, session, manager, dataset_fn, total_steps,
                                          every=t.fid_every, manager=manager,
                                          seed=t.seed, batch_size=t.batch_size))
     callbacks.append(cb.Checkpointer(context, manager, every=t.checkpoint_every,
-                                     metric_fn=metric_fn if session.chief else None))
+                                     metric_fn=metric_fn if run_output.chief else None))
     return context, callbacks
 
 
 def _fit(model, fit_data, callbacks, start_step, total_steps, steps_per_epoch, batch_size,
-         session, logger):
+         run_output, logger):
     """Runs ``model.fit`` from ``start_step`` to ``total_steps``; returns ``(step, the
     last step's losses, seconds)``. ``fit`` epochs are chunks of ``gcd(steps_per_epoch,
     start_step, total_steps)`` steps (see the module doc)."""
     chunk = math.gcd(math.gcd(steps_per_epoch, start_step), total_steps)
-    where = session.run.path if session.chief else \
-        f"worker {session.task_id} (not the chief: no files)"
+    where = run_output.run.path if run_output.chief else \
+        f"worker {run_output.task_id} (not the chief: no files)"
     logger.info("training steps %d..%d of %d (%d per epoch, global batch %d) in %s",
                 start_step + 1, total_steps, total_steps, steps_per_epoch, batch_size, where)
     logger.info("tracing the training step (the first step includes it; it is not "
@@ -548,19 +552,19 @@ def _fit(model, fit_data, callbacks, start_step, total_steps, steps_per_epoch, b
                         initial_epoch=start_step // chunk, steps_per_epoch=chunk,
                         callbacks=callbacks, verbose=0, shuffle=False)
     logs = {k: float(v[-1]) for k, v in (history.history or {}).items() if v}
-    return cb.global_step(model), logs, time.time() - start
+    return global_step(model), logs, time.time() - start
 
 
-def _finish(model, context, session, step, seconds, logger):
+def _finish(model, context, run_output, step, seconds, logger):
     """The end of a run that did not fail: EMA BatchNorm refresh, the state digest,
     and (chief) the networks with their manifest in the run folder."""
     context.refresh_ema(step)
     logger.info("step %d: state digest %s", step, distribute.state_digest(model))
-    if not session.chief:
+    if not run_output.chief:
         logger.info("finished at step %d in %.1f s (worker %d)", step, seconds,
-                    session.task_id)
+                    run_output.task_id)
         return
-    paths = save_final_networks(model, session.run.path, step=step)
+    paths = save_final_networks(model, run_output.run.path, step=step)
     logger.info("finished at step %d in %.1f s; wrote %s", step, seconds,
                 ", ".join(str(p) for p in paths))
 

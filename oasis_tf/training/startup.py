@@ -1,8 +1,9 @@
-"""Where a training process writes, decided before its first step: the run folder
-(the chief: a new numbered one, a fixed ``backup_dir`` or the one resumed, locked
-for this process: ``run_lock.py``) or only a log (other workers), the data root the
-run reads, the values found from an own data set, the synthetic data set on first
-use, the checkpoint to resume from and the checkpoint manager."""
+"""What a training process decides when it starts, before its first step: where it
+writes (``RunOutput``: the chief's run folder, a new numbered one, a ``backup_dir`` or
+the one resumed, locked for this process by ``run_lock.py``; another worker's log
+only), the data root the run reads, the values found from an own data set, the
+synthetic data set on first use, the checkpoint to resume from and the checkpoint
+manager."""
 
 import dataclasses
 import logging
@@ -17,8 +18,8 @@ from oasis_tf.training.run_dir import RunDir, create_run_dir, create_run_dir_at,
 from oasis_tf.training.run_lock import RunLock
 
 
-def resume_or_fixed_folder(resume, backup_dir):
-    """``(resume, fixed_path)``: a ``backup_dir`` with a checkpoint is resumed, one
+def resume_or_new_backup_dir(resume, backup_dir):
+    """``(resume, new_backup_dir)``: a ``backup_dir`` with a checkpoint is resumed, one
     without is created at that path. Decided before the first collective op, so the
     chief cannot have written a checkpoint that another worker does not see yet."""
     if backup_dir is None:
@@ -74,19 +75,19 @@ def resolve_from_data(config, resume, dataset_fn=None):
     return resolve.resolve_config(config)
 
 
-def log_data_report(report, session):
+def log_data_report(report, run_output):
     """Logs what the inspector found and writes its ``dataset_report.json`` into the run
     folder (the chief's)."""
     if report is None:
         return
     for line in report.summary_lines():
-        session.logger.info(line)
-    if session.run is not None:
-        report.write(session.run.path, picture=False)
+        run_output.logger.info(line)
+    if run_output.run is not None:
+        report.write(run_output.run.path, picture=False)
 
 
 @dataclasses.dataclass
-class Session:
+class RunOutput:
     """Where this process writes: the run folder (chief) or nothing but a log."""
 
     logger: logging.Logger
@@ -96,7 +97,7 @@ class Session:
     replicas: int = 1
 
 
-def open_session(config, strategy, runs_root, name, resume, fixed_path, dry_run, console,
+def open_run_output(config, strategy, runs_root, name, resume, new_backup_dir, dry_run, console,
                   stack):
     """Creates or reopens the run folder (chief) or a worker's log, and the logger.
 
@@ -113,8 +114,8 @@ def open_session(config, strategy, runs_root, name, resume, fixed_path, dry_run,
     if dry_run:
         logger, close = open_logger(None, console=True)
     elif not chief:
-        folder = Path(resume or fixed_path or runs_root)
-        prefix = "" if (resume or fixed_path) is not None else f"{name}-"
+        folder = Path(resume or new_backup_dir or runs_root)
+        prefix = "" if (resume or new_backup_dir) is not None else f"{name}-"
         folder.mkdir(parents=True, exist_ok=True)
         logger, close = open_logger(folder / f"{prefix}worker-{task_id}.log", console)
     else:
@@ -125,10 +126,10 @@ def open_session(config, strategy, runs_root, name, resume, fixed_path, dry_run,
                 raise FileNotFoundError(f"--resume {resume}: not a run folder (no checkpoints/)")
             lock = _lock(run.path, stack)
             run.make_subdirs()
-        elif fixed_path is not None:
-            Path(fixed_path).mkdir(parents=True, exist_ok=True)
-            lock = _lock(fixed_path, stack)
-            run = create_run_dir_at(fixed_path, config)
+        elif new_backup_dir is not None:
+            Path(new_backup_dir).mkdir(parents=True, exist_ok=True)
+            lock = _lock(new_backup_dir, stack)
+            run = create_run_dir_at(new_backup_dir, config)
         else:
             run = create_run_dir(runs_root, name, config)
             lock = _lock(run.path, stack)
@@ -139,7 +140,7 @@ def open_session(config, strategy, runs_root, name, resume, fixed_path, dry_run,
             _record_data_root(run, config, logger)
     stack.callback(close)
     logger.info("%s", package_location())
-    return Session(logger, run, chief, task_id, replicas)
+    return RunOutput(logger, run, chief, task_id, replicas)
 
 
 def _lock(folder, stack):
@@ -212,11 +213,11 @@ def choose_checkpoint(resume, dry_run, logger):
     return path
 
 
-def checkpoint_manager(session, model, resume, dry_run, keep):
+def checkpoint_manager(run_output, model, resume, dry_run, keep):
     """The run's ``CheckpointManager`` (chief; the leftovers of killed writers are
     removed first), a read-only one (other workers), or None (dry run)."""
-    if session.run is not None:
-        manager = CheckpointManager(session.run.checkpoints_dir, model, max_to_keep=keep)
+    if run_output.run is not None:
+        manager = CheckpointManager(run_output.run.checkpoints_dir, model, max_to_keep=keep)
         manager.remove_leftovers()
         return manager
     if dry_run:
