@@ -113,9 +113,21 @@ def _module_seconds():
 
 def _longest_modules_first(items):
     """Stable sort by the recorded module seconds, descending: tests of one module stay
-    together and in their order."""
+    together and in their order. The two modules that start first run side by side
+    (one per worker): two that each start several TensorFlow processes (marked
+    ``processes``) would share 2 cores four ways, so the second place goes to the
+    longest module without that mark."""
     seconds = _module_seconds()
     items.sort(key=lambda item: -seconds.get(item.path.name, 0))
+    modules = list(dict.fromkeys(item.path.name for item in items))
+    heavy = {item.path.name for item in items if item.get_closest_marker("processes")}
+    if len(modules) > 2 and modules[0] in heavy and modules[1] in heavy:
+        light = next((m for m in modules[2:] if m not in heavy), None)
+        if light is not None:
+            modules.remove(light)
+            modules.insert(1, light)
+            rank = {m: i for i, m in enumerate(modules)}
+            items.sort(key=lambda item: rank[item.path.name])
 
 
 _TOTALS = {}

@@ -1,6 +1,7 @@
-"""tools/bench.py on the tiny configuration: the machine line, one JSON line per case with
-the timing fields, and the per-op-type profile (--profile); the matmul rates and the
-bfloat16-advantage summary."""
+"""tools/bench.py on the tiny configuration: one case (its child process, where the
+measuring happens: the parent that starts it runs in tests/test_gpu_bench.py) with the
+timing fields, the per-op-type profile (--profile) and the memory profile; the machine
+line, the matmul rates and the bfloat16-advantage summary."""
 
 import json
 import os
@@ -14,20 +15,19 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-def test_bench_prints_one_json_line_per_case_with_a_profile(tmp_path):
-    out = tmp_path / "bench.jsonl"
+def test_a_case_has_the_timings_and_both_profiles(tmp_path):
     proc = subprocess.run(
-        [sys.executable, str(REPO / "tools" / "bench.py"), "--config", "tiny", "--iters", "2",
-         "--warmup", "1", "--gen_iters", "2", "--profile", "--memory_profile", "--nomatmul",
-         "--profile_dir",
-         str(tmp_path / "profile"), "--output", str(out)],
+        [sys.executable, "-m", "oasis_tf.cli.bench", "--child", "--config", "tiny",
+         "--iters", "2", "--warmup", "1", "--gen_iters", "2", "--profile", "--memory_profile",
+         "--profile_dir", str(tmp_path / "profile")],
         capture_output=True, text=True, timeout=600,
-        env=dict(os.environ, CUDA_VISIBLE_DEVICES="", PYTHONPATH=str(REPO)))
+        env=dict(os.environ, CUDA_VISIBLE_DEVICES="", PYTHONPATH=str(REPO),
+                 TF_CPU_ALLOCATOR_USE_BFC="true"))  # as the parent sets it for the profile
     assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    assert len(lines) == 2 and "error" not in lines[1], proc.stdout[-3000:]
-    machine, result = lines[0]["machine"], lines[1]
-    assert machine["threads"] == 2 and machine["cpu"] and "matmul_gflops_float32" not in machine
+    lines = [json.loads(line[len("BENCH "):]) for line in proc.stdout.splitlines()
+             if line.startswith("BENCH ")]
+    assert len(lines) == 1, proc.stdout[-3000:]
+    result = lines[0]
     assert result["threads"] == 2
     assert result["config"] == "tiny" and result["precision"] == "float32"
     assert result["sec_per_iter"] > 0 and result["gen_images_per_sec"] > 0
@@ -46,11 +46,16 @@ def test_bench_prints_one_json_line_per_case_with_a_profile(tmp_path):
     assert "gradient_tape" in mem["by_scope_mb"], mem
     assert any(k.startswith("oasis_generator") for k in mem["by_scope_mb"]), mem
     assert sum(mem["by_scope_mb"].values()) <= mem["peak_mb"] - mem["before_iteration_mb"] + 1
-    assert [json.loads(line) for line in out.read_text().splitlines()] == lines
 
 
-def test_matmul_rates_and_the_bfloat16_summary():
+def test_machine_matmul_rates_and_the_bfloat16_summary():
     from oasis_tf.cli import bench
+
+    bench.FLAGS.unparse_flags()
+    bench.FLAGS(["bench", "--nomatmul", "--threads", "3"])
+    machine = bench.machine()
+    assert machine["threads"] == 3 and machine["cpu"] and "matmul_gflops_float32" not in machine
+    assert isinstance(machine["native_bfloat16_flags"], list)
 
     rates = bench.matmul_rates(size=128, repeats=2, trials=1)
     assert rates["float32"] > 0 and rates["bfloat16"] > 0

@@ -36,8 +36,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-# every test here traces, converts or exports a model: minutes on 2 cores
-pytestmark = pytest.mark.slow
+# two workers and a reference process at once: minutes on 2 cores
+pytestmark = [pytest.mark.slow, pytest.mark.processes]
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = REPO / "tools" / "train.py"

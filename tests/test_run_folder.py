@@ -33,20 +33,10 @@ from test_training_run import (TINY, _checkpoint_steps, _in_memory_dataset_fn,
 
 # the in-process runs: Grappler off, eager steps (tests/conftest.py's `no_grappler` and
 # `eager_steps` say why); the tools in subprocesses keep both
-pytestmark = pytest.mark.usefixtures("eager_steps")
+pytestmark = [pytest.mark.usefixtures("eager_steps"), pytest.mark.processes]
 
 REPO = Path(__file__).resolve().parents[1]
 UMASK = 0o027  # files 0640, folders 0750: neither the mkstemp 0600 nor a fixed 0644
-
-
-def _tool(name, *args, cwd, env=None, timeout=300):
-    env = dict(env or os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",
-               PYTHONPATH=str(REPO))
-    out = subprocess.run([sys.executable, str(REPO / "tools" / f"{name}.py"), *args],
-                         cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
-                         preexec_fn=lambda: os.umask(UMASK))
-    assert out.returncode == 0, f"{name}: " + out.stdout[-3000:] + out.stderr[-3000:]
-    return out
 
 
 def _mode(path):
@@ -62,8 +52,8 @@ def test_killed_run_resumes_from_another_folder_then_evaluates_and_exports(tmp_p
     its first checkpoint; --resume from another folder without --data_root takes
     over the killed process's lock (logged) and continues at the checkpoint's step
     with its optimizer state; tools/evaluate.py and tools/export.py then read the
-    same files and export both networks (the evaluate and export commands in this
-    process, from `second`)."""
+    same files and export both networks (the resume, evaluate and export commands in
+    this process, from `second`)."""
     from oasis_tf.data import write_synthetic_dataset
 
     data = tmp_path / "data"
@@ -128,9 +118,16 @@ def test_killed_run_resumes_from_another_folder_then_evaluates_and_exports(tmp_p
     sums = {k: _npz_checksum(ckpt, k) for k in ("g", "d")}
     assert not (run / "generator.keras").exists()
 
-    # -- 2. resumed from `second`, without --data_root: the same files
+    # -- 2. resumed from `second`, without --data_root: the same files (the command in
+    # this process, stepping eagerly: the traced step ran in the killed process)
     total = resumed_from + 3
-    out = _tool("train", "--resume", str(run), "--max_steps", str(total), cwd=second)
+    monkeypatch.chdir(second)
+    umask = os.umask(UMASK)  # as the processes of the first part had it
+    try:
+        out = run_cli("train", "--resume", run, "--max_steps", total)
+    finally:
+        os.umask(umask)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert out.stdout.strip().splitlines()[-1] == str(run)
     log = (run / "train.log").read_text()
     assert "data.root changed" not in log
@@ -178,7 +175,6 @@ def test_killed_run_resumes_from_another_folder_then_evaluates_and_exports(tmp_p
     assert re.search(r"step +\d+/\d+ .*loss_g .* img/s .*ETA", log)
 
     # -- 3. evaluated from `second`, without --data_root: the same files
-    monkeypatch.chdir(second)
     umask = os.umask(UMASK)
     try:
         report = tmp_path / "report.json"
