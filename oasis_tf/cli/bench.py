@@ -91,22 +91,18 @@ from oasis_tf.cli.standalone import CONFIGS, height_width, peak_rss_mb, resolve_
 FLAGS = common.new_flags()
 flags.DEFINE_list("config", ["small"], f"Named configurations: {', '.join(CONFIGS)}.",
                   flag_values=FLAGS)
-flags.DEFINE_integer("batch", None, "Batch size instead of the configuration's.",
-                     flag_values=FLAGS)
-flags.DEFINE_string("image_size", None, "Image size N or HxW instead of the configuration's.",
-                    flag_values=FLAGS)
-flags.DEFINE_integer("num_classes", None, "Number of classes instead of the configuration's.",
-                     flag_values=FLAGS)
-flags.DEFINE_list("precision", ["float32"], "Precision policies (float32, mixed_bfloat16, "
-                  "mixed_float16).", flag_values=FLAGS)
+common.define_batch(FLAGS, None, "Batch size instead of the configuration's.")
+common.define_image_size(FLAGS, "Image size N or HxW instead of the configuration's.")
+common.define_num_classes(FLAGS, "Classes (the don't-care class 0 included) instead of the "
+                          "configuration's.")
+common.define_precision(FLAGS, ["float32"], "Precision policies to run", several=True)
 flags.DEFINE_list("xla", ["false"], "XLA (jit_compile) settings to run: false, true.",
                   flag_values=FLAGS)
 flags.DEFINE_integer("iters", 10, "Timed training iterations.", flag_values=FLAGS)
 flags.DEFINE_integer("warmup", 2, "Untimed training iterations first (tracing, compiling).",
                      flag_values=FLAGS)
 flags.DEFINE_integer("gen_iters", 10, "Timed generator calls.", flag_values=FLAGS)
-flags.DEFINE_string("output", None, "Also append the JSON lines to this file.",
-                    flag_values=FLAGS)
+common.define_output(FLAGS, "Also append the JSON lines to this file.")
 flags.DEFINE_bool("profile", False, "Add a per-op-type profile of 2 training iterations.",
                   flag_values=FLAGS)
 flags.DEFINE_string("profile_dir", "/tmp/oasis_tf_bench_profile", "Where --profile writes "

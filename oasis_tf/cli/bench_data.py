@@ -99,8 +99,7 @@ flags.DEFINE_list("sizes", ["256x256", "256x512"], "Output sizes HxW.", flag_val
 flags.DEFINE_string("root", None, "An existing data set (default: a temporary fake ADE20K "
                     "folder).", flag_values=FLAGS)
 flags.DEFINE_string("layout", "ade20k", "Layout of --root.", flag_values=FLAGS)
-flags.DEFINE_integer("num_classes", None, "Classes of --root (default: the layout's).",
-                     flag_values=FLAGS)
+common.define_num_classes(FLAGS, "Classes of --root (default: the layout's).")
 flags.DEFINE_integer("num_images", 256, "Images of the temporary data set per size.",
                      lower_bound=1, flag_values=FLAGS)
 common.define_batch_size(FLAGS, 32, "Batch size.")

@@ -70,16 +70,25 @@ def define_generator_source(fv, name="generator", required=True):
         flags.mark_flag_as_required(name, flag_values=fv)
 
 
+def define_image_size(fv, help_text="Output size of an official state dict's generator: "
+                      "H,W (e.g. 256,512 for Cityscapes) or one size."):
+    """``--image_size``: N, H,W or HxW (``standalone.parse_image_size``)."""
+    flags.DEFINE_string("image_size", None, help_text, flag_values=fv)
+
+
+def define_num_classes(fv, help_text="Classes of an official state dict, including the "
+                       "don't-care class 0 (semantic_nc)."):
+    """``--num_classes``: a class count, the don't-care class 0 included."""
+    flags.DEFINE_integer("num_classes", None, help_text, lower_bound=1, flag_values=fv)
+
+
 def define_official_checkpoint(fv):
     """``--image_size``, ``--z_dim``, ``--num_classes``: what an official state dict
     does not say about its generator."""
-    flags.DEFINE_string("image_size", None, "Output size of an official state dict's "
-                        "generator: H,W (e.g. 256,512 for Cityscapes) or one size.",
-                        flag_values=fv)
+    define_image_size(fv)
     flags.DEFINE_integer("z_dim", None, "Noise channels of an official state dict "
                          "(default 64).", flag_values=fv)
-    flags.DEFINE_integer("num_classes", None, "Classes of an official state dict, "
-                         "including the don't-care class 0 (semantic_nc).", flag_values=fv)
+    define_num_classes(fv)
 
 
 def official_checkpoint(fv):
@@ -140,6 +149,60 @@ def define_dataset(fv, default_split="val", dataset_help=None):
     flags.DEFINE_string("split", default_split, "Split of the data set.", flag_values=fv)
     flags.DEFINE_integer("max_images", None, "At most this many images.", lower_bound=1,
                          flag_values=fv)
+
+
+def define_output(fv, help_text, required=False):
+    """``--output``: the file a command writes (its help says which)."""
+    flags.DEFINE_string("output", None, help_text, flag_values=fv)
+    if required:
+        flags.mark_flag_as_required("output", flag_values=fv)
+
+
+def define_overwrite(fv, help_text="Replace an existing output."):
+    flags.DEFINE_bool("overwrite", False, help_text, flag_values=fv)
+
+
+def define_labels(fv, help_text="A label PNG or a folder of label PNGs (single-channel class "
+                  "ids).", required=False):
+    """``--labels``: label maps as PNG files."""
+    flags.DEFINE_string("labels", None, help_text, flag_values=fv)
+    if required:
+        flags.mark_flag_as_required("labels", flag_values=fv)
+
+
+def define_seeds(fv, default=None, help_text="Noise seeds, e.g. 0,1,2."):
+    flags.DEFINE_list("seeds", default, help_text, flag_values=fv)
+
+
+def define_model_name(fv, help_text="The model's name in TF Serving (the folder under its "
+                      "base path)."):
+    flags.DEFINE_string("model_name", "oasis", help_text, flag_values=fv)
+
+
+def define_address(fv, host, port, help_text):
+    """``--host`` and ``--port`` (``help_text``: whose address: "serve on", "TF Serving")."""
+    flags.DEFINE_string("host", host, f"Host of {help_text}.", flag_values=fv)
+    flags.DEFINE_integer("port", port, f"Port of {help_text}.", flag_values=fv)
+
+
+def define_precision(fv, default, help_text, several=False, extra=()):
+    """``--precision``: a Keras dtype policy (``several``: a comma-separated list of
+    them); ``extra``: more values this command takes ("auto")."""
+    from oasis_tf.config.schema import MIXED_PRECISION_POLICIES
+
+    choices = [*extra, *MIXED_PRECISION_POLICIES]
+    text = f"{help_text} ({', '.join(choices)})"
+    if not several:
+        flags.DEFINE_enum("precision", default, choices, text, flag_values=fv)
+        return
+    flags.DEFINE_list("precision", default, text, flag_values=fv)
+    flags.register_validator("precision", lambda values: all(v in choices for v in values),
+                             f"--precision takes {', '.join(choices)}", flag_values=fv)
+
+
+def define_batch(fv, default, help_text="Batch size."):
+    """``--batch``: the batch of a benchmark's training step."""
+    flags.DEFINE_integer("batch", default, help_text, lower_bound=1, flag_values=fv)
 
 
 def define_output_dir(fv, help_text, required=True):

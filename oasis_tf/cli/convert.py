@@ -23,14 +23,14 @@ from oasis_tf.cli import common
 
 FLAGS = common.new_flags()
 flags.DEFINE_string("input", None, "Official state dict: .pth/.pt or .npz.", flag_values=FLAGS)
-flags.DEFINE_string("output", None, "Destination: .keras or .weights.h5.", flag_values=FLAGS)
+common.define_output(FLAGS, "Destination: .keras or .weights.h5.")
 flags.DEFINE_enum("network", "auto", ["auto", "generator", "discriminator"],
                   "Which network the checkpoint holds (auto: from the key names).",
                   flag_values=FLAGS)
 common.define_official_checkpoint(FLAGS)
 flags.DEFINE_bool("use_3d_noise", True, "The checkpoint was trained with 3D noise.",
                   flag_values=FLAGS)
-flags.DEFINE_bool("overwrite", False, "Replace an existing output file.", flag_values=FLAGS)
+common.define_overwrite(FLAGS, "Replace an existing output file.")
 flags.mark_flags_as_required(["input", "output"], flag_values=FLAGS)
 
 

@@ -31,10 +31,10 @@ flags.DEFINE_string("out_dir", "runs", "Where the run folder demo-NNNN goes.",
 common.define_data_root(FLAGS, "Synthetic data folder (default $OASIS_TF_DATA/synthetic or "
                         "~/.cache/oasis_tf/synthetic).")
 common.define_config(FLAGS, "Preset or YAML path (default synthetic).")
-flags.DEFINE_enum("precision", os.environ.get("DEMO_PRECISION") or "auto",
-                  ["auto", "float32", "mixed_bfloat16", "mixed_float16"],
-                  "Training precision (default auto, or $DEMO_PRECISION: mixed_bfloat16 "
-                  "where the CPU computes bfloat16 natively).", flag_values=FLAGS)
+common.define_precision(FLAGS, os.environ.get("DEMO_PRECISION") or "auto",
+                        "Training precision (default auto, or $DEMO_PRECISION: "
+                        "mixed_bfloat16 where the CPU computes bfloat16 natively)",
+                        extra=("auto",))
 common.define_overrides(FLAGS)
 
 

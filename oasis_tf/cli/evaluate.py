@@ -53,7 +53,7 @@ flags.DEFINE_integer("segmenter_steps", 500, "Training steps of the synthetic se
                      flag_values=FLAGS)
 flags.DEFINE_string("real_stats", None, "Cache of the real FID statistics (.npz); 'none' for "
                     "no cache.", flag_values=FLAGS)
-flags.DEFINE_string("output", None, "JSON report path.", flag_values=FLAGS)
+common.define_output(FLAGS, "JSON report path.")
 common.define_batch_size(FLAGS, 16, "Batch size.")
 flags.DEFINE_integer("num_diversity_samples", 50, "Label maps for MS-SSIM (0: none).",
                      flag_values=FLAGS)

@@ -32,15 +32,15 @@ flags.DEFINE_string("discriminator", None, "Optional discriminator: run folder, 
                     flag_values=FLAGS)
 flags.DEFINE_string("export_dir", None, "Base folder (TF Serving's model base path parent).",
                     flag_values=FLAGS)
-flags.DEFINE_string("model_name", "oasis", "Model name: folder under --export_dir.",
-                    flag_values=FLAGS)
+common.define_model_name(FLAGS, "Model name: the folder under --export_dir (TF Serving's "
+                         "model name).")
 flags.DEFINE_integer("version", 1, "Version folder (positive integer).", lower_bound=1,
                      flag_values=FLAGS)
 flags.DEFINE_string("class_names", None, "Optional file with one class name per line "
                     "(default: the generator's).", flag_values=FLAGS)
 flags.DEFINE_string("palette", None, "Optional JSON file: [[r, g, b], ...] per class "
                     "(default: the generator's).", flag_values=FLAGS)
-flags.DEFINE_bool("overwrite", False, "Replace an existing version folder.", flag_values=FLAGS)
+common.define_overwrite(FLAGS, "Replace an existing version folder.")
 flags.mark_flag_as_required("export_dir", flag_values=FLAGS)
 
 

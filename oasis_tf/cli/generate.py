@@ -36,9 +36,8 @@ from oasis_tf.cli import common
 FLAGS = common.new_flags()
 common.define_generator_source(FLAGS, "generator")
 common.define_official_checkpoint(FLAGS)
-flags.DEFINE_string("labels", None, "A label PNG or a folder of label PNGs: class ids "
-                    "(single channel) or colour-coded in the model's palette (RGB).",
-                    flag_values=FLAGS)
+common.define_labels(FLAGS, "A label PNG or a folder of label PNGs: class ids (single "
+                     "channel) or colour-coded in the model's palette (RGB).")
 common.define_dataset(FLAGS, dataset_help="Data set layout instead of --labels: ade20k, "
                       "cityscapes, coco_stuff, folder or synthetic.")
 flags.DEFINE_bool("resize_labels", False, "Resize label PNGs of another size (nearest).",
@@ -47,8 +46,7 @@ common.define_output_dir(FLAGS, "Output folder.")
 flags.DEFINE_integer("num_samples", 1, "Samples per label map (seeds --seed, --seed+1, ...).",
                      lower_bound=1, flag_values=FLAGS)
 common.define_seed(FLAGS, 0, "First seed.")
-flags.DEFINE_list("seeds", None, "Explicit seeds (overrides --num_samples/--seed).",
-                  flag_values=FLAGS)
+common.define_seeds(FLAGS, None, "Explicit seeds (overrides --num_samples/--seed).")
 flags.DEFINE_list("resample_classes", None, "Local editing: class ids whose pixels get new "
                   "noise; the noise of --base_seed is kept elsewhere.", flag_values=FLAGS)
 flags.DEFINE_integer("base_seed", 0, "Sample kept outside --resample_classes.",

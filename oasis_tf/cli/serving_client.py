@@ -40,27 +40,22 @@ from oasis_tf.cli import common
 from oasis_tf.images import encode_label_png, list_label_pngs, read_label_png
 
 FLAGS = common.new_flags()
-flags.DEFINE_string("host", "localhost", "TF Serving host.", flag_values=FLAGS)
-flags.DEFINE_integer("port", None, "Port (default 8501 for REST, 8500 for gRPC).",
-                     flag_values=FLAGS)
+common.define_address(FLAGS, "localhost", None, "TF Serving (port default: 8501 for REST, "
+                      "8500 for gRPC)")
 flags.DEFINE_enum("protocol", "rest", ["rest", "grpc"], "REST (:predict) or gRPC (Predict).",
                   flag_values=FLAGS)
-flags.DEFINE_string("model_name", "oasis", "Model name (the folder under the base path).",
-                    flag_values=FLAGS)
+common.define_model_name(FLAGS)
 flags.DEFINE_integer("model_version", None, "Version (default: the latest served).",
                      flag_values=FLAGS)
 flags.DEFINE_enum("signature", "serving_default", ["serving_default", "generate_png"],
                   "Signature to call.", flag_values=FLAGS)
 flags.DEFINE_enum("format", "row", ["row", "column"], "REST request format: row "
                   "(\"instances\") or column (\"inputs\").", flag_values=FLAGS)
-flags.DEFINE_string("labels", None, "A label PNG (single-channel class ids) or a folder.",
-                    flag_values=FLAGS)
-flags.DEFINE_list("seeds", ["0"], "Seeds; every label map is sent with each seed.",
-                  flag_values=FLAGS)
+common.define_labels(FLAGS, required=True)
+common.define_seeds(FLAGS, ["0"], "Seeds; every label map is sent with each seed.")
 common.define_output_dir(FLAGS, "Where to write the returned images.")
 common.define_batch_size(FLAGS, 8, "Examples per request.")
 flags.DEFINE_float("timeout", 60.0, "Seconds per request.", flag_values=FLAGS)
-flags.mark_flag_as_required("labels", flag_values=FLAGS)
 
 SIGNATURES = ("serving_default", "generate_png")
 

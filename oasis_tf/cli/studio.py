@@ -39,8 +39,7 @@ common.define_generator_source(FLAGS, "model", required=False)
 common.define_official_checkpoint(FLAGS)
 flags.DEFINE_string("runs_dir", "runs", "Where to look for the newest demo run when --model "
                     "is not given.", flag_values=FLAGS)
-flags.DEFINE_string("host", "127.0.0.1", "Address to serve on.", flag_values=FLAGS)
-flags.DEFINE_integer("port", 7860, "Port to serve on.", flag_values=FLAGS)
+common.define_address(FLAGS, "127.0.0.1", 7860, "the page and its API")
 flags.DEFINE_string("auth", None, "A file of logins, one user:password per line (default: "
                     "the file named by $OASIS_STUDIO_AUTH). Required for any --host but the "
                     "loopback.", flag_values=FLAGS)

@@ -35,7 +35,7 @@ flags.DEFINE_integer("repeats", 1, "Traces to time (fresh tf.function each).", l
                      flag_values=FLAGS)
 flags.DEFINE_integer("top", 0, "Print a cProfile top-N (cumulative) of the first trace.",
                      flag_values=FLAGS)
-flags.DEFINE_integer("batch", 4, "Batch size.", lower_bound=1, flag_values=FLAGS)
+common.define_batch(FLAGS, 4)
 
 
 def build(batch):
