@@ -50,3 +50,15 @@ def test_demo_precision_choice_respects_the_override_and_the_flag(monkeypatch, t
     if tf.config.list_physical_devices("GPU"):
         pytest.skip("a GPU is visible: the demo keeps the preset's policy")
     assert demo.choose_precision("auto", cfg)[0] == "float32"
+
+
+def test_training_in_emulated_bfloat16_is_warned_about(tmp_path):
+    (tmp_path / "avx2").mkdir()
+    (tmp_path / "amx").mkdir()
+    avx2, amx = _cpuinfo(tmp_path / "avx2", FLAGS_AVX2), _cpuinfo(tmp_path / "amx", FLAGS_AMX)
+    message = hardware.emulated_bfloat16_warning("mixed_bfloat16", False, avx2)
+    assert "emulates" in message and "train.mixed_precision=float32" in message
+    assert hardware.emulated_bfloat16_warning("mixed_bfloat16", False, amx) is None
+    assert hardware.emulated_bfloat16_warning("mixed_bfloat16", True, avx2) is None
+    assert hardware.emulated_bfloat16_warning("float32", False, avx2) is None
+    assert hardware.emulated_bfloat16_warning("mixed_bfloat16", False, tmp_path / "none") is None

@@ -58,3 +58,21 @@ def choose_cpu_precision(requested="auto", default="float32", cpuinfo="/proc/cpu
                                   "in its flags)")
     return default, (f"the CPU has none of {', '.join(NATIVE_BFLOAT16_FLAGS)}: bfloat16 "
                      "would be emulated (slower than float32)")
+
+
+def emulated_bfloat16_warning(policy, on_gpu, cpuinfo="/proc/cpuinfo"):
+    """A warning for training in bfloat16 on a CPU that emulates it, or None.
+
+    Args:
+        policy: the Keras precision policy the networks compute in.
+        on_gpu: whether the networks run on a GPU (then the CPU does not matter).
+        cpuinfo: where the CPU flags are read.
+    """
+    if policy != "mixed_bfloat16" or on_gpu:
+        return None
+    if native_bfloat16_flags(cpuinfo) != []:  # native, or the flags cannot be read
+        return None
+    return (f"training in mixed_bfloat16 on a CPU without {' or '.join(NATIVE_BFLOAT16_FLAGS)}: "
+            "TensorFlow emulates its bfloat16 convolutions there, about 10x slower than "
+            "float32 on an AVX2 CPU (docs/performance.md); "
+            "--override train.mixed_precision=float32 is the faster choice")

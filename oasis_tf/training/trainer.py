@@ -66,7 +66,7 @@ from oasis_tf.layers.spectral_norm import reinitialize_kernels, spectral_norm_wa
 from oasis_tf.models.factory import discriminator_from_config, generator_from_config, in_float32
 from oasis_tf.optimizers import make_optimizers
 from oasis_tf.training import callbacks as cb
-from oasis_tf.training import distribute, precision
+from oasis_tf.training import distribute, hardware, precision
 from oasis_tf.training.checkpoints import optimizer_checksum, read_state
 from oasis_tf.training.manifest import (MANIFEST, DamagedCheckpointError, manifest_step,
                                         verify_manifest, write_manifest)
@@ -313,6 +313,10 @@ def train(config, data_root=None, runs_root="runs", resume=None, max_steps=None,
                     model.generator.count_params(), model.discriminator.count_params(),
                     "on" if model.ema_generator is not None else "off",
                     strategy.num_replicas_in_sync)
+        slow_precision = hardware.emulated_bfloat16_warning(
+            t.mixed_precision, on_gpu=bool(tf.config.list_logical_devices("GPU")))
+        if slow_precision:
+            logger.warning("%s", slow_precision)
         if init_from is not None and checkpoint is None:  # fine-tuning (not on a resume)
             initialize_from(model, init_from, logger=logger)
         manager = checkpoint_manager(run_output, model, resume, dry_run, t.keep_checkpoints)
