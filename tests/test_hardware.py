@@ -62,3 +62,16 @@ def test_training_in_emulated_bfloat16_is_warned_about(tmp_path):
     assert hardware.emulated_bfloat16_warning("mixed_bfloat16", True, avx2) is None
     assert hardware.emulated_bfloat16_warning("float32", False, avx2) is None
     assert hardware.emulated_bfloat16_warning("mixed_bfloat16", False, tmp_path / "none") is None
+
+
+def test_importing_oasis_tf_gives_the_cpu_the_bfc_allocator():
+    """oasis_tf sets TF_CPU_ALLOCATOR_USE_BFC before TensorFlow's first op (the test
+    session imports it first, as a script does); only BFC keeps allocator statistics."""
+    import os
+
+    import tensorflow as tf
+
+    if os.environ["TF_CPU_ALLOCATOR_USE_BFC"] != "true":
+        pytest.skip("TF_CPU_ALLOCATOR_USE_BFC was set to something else before oasis_tf")
+    tf.constant([1.0]) * 2.0
+    assert tf.config.experimental.get_memory_info("CPU:0")["peak"] > 0
