@@ -31,7 +31,7 @@ from oasis_tf.training.checkpoints import NoWholeCheckpointError, newest_whole_c
 from oasis_tf.training.manifest import MANIFEST, DamagedCheckpointError
 from oasis_tf.training.distribute import state_digest
 from oasis_tf.training.startup import resume_or_new_backup_dir
-from test_training_run import (TINY, _checkpoint_steps, _in_memory_dataset_fn, _overrides,
+from test_training_run import (TINY, _in_memory_dataset_fn, _overrides,
                                _tiny_config)
 
 # in-process runs: Grappler off, eager steps (tests/conftest.py's `no_grappler` and
