@@ -7,8 +7,10 @@ or folder; the temporary one is removed on an error. Made with ``tempfile.mkstem
 ``mkdtemp``, it would be 0600 / 0700 whatever the user's umask says: it gets the mode a
 plain ``open`` / ``mkdir`` would have given (0666 / 0777 minus the umask,
 ``follow_umask``), so a model written by one user can be served from shared storage
-or under another uid. Checkpoints, the final networks, the manifests, exports, TFLite
-files, metrics and plots are written this way.
+or under another uid. ``replace_folder`` is the rename of a complete folder (an old one
+moved aside first, both fsynced), also for checkpoints. Checkpoints, the final networks,
+the manifests, exports, TFLite files, metrics, evaluation reports, FID statistics and
+plots are written this way.
 
 Full disks. A write that fails for lack of space (``OSError`` ENOSPC or EDQUOT,
 also when h5py, zipfile or TensorFlow wrap it) becomes a ``DiskFullError`` in the
@@ -99,12 +101,42 @@ def atomic_folder(path, prefix=".partial-"):
     try:
         yield tmp
         follow_umask(tmp)  # mkdtemp made it 0700
-        if os.path.exists(path):
-            shutil.rmtree(path)
-        os.rename(tmp, path)
+        replace_folder(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def replace_folder(tmp, final):
+    """Renames the complete folder ``tmp`` to ``final``. An existing ``final`` is moved
+    aside (``.trash-<name>-<pid>``) first and deleted after, so it is missing only
+    between two renames; the new folder and its parent are fsynced."""
+    tmp, final = os.fspath(tmp), os.fspath(final)
+    fsync_folder(tmp)
+    if os.path.exists(final):  # e.g. the same checkpoint step saved again after a resume
+        trash = os.path.join(os.path.dirname(final),
+                             f".trash-{os.path.basename(final)}-{os.getpid()}")
+        os.replace(final, trash)
+        os.replace(tmp, final)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+    fsync_folder(os.path.dirname(os.path.abspath(final)))
+
+
+def fsync_folder(path):
+    """Flushes a folder's entries to disk (best effort: skipped where the platform
+    cannot open a folder)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def sha256_file(path, chunk=1 << 20):
@@ -140,11 +172,11 @@ def format_bytes(count):
     if count is None:
         return "unknown"
     value = float(count)
-    for unit in ("bytes", "KB", "MB", "GB", "TB"):
-        if value < 1024 or unit == "TB":
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if value < 1024:
             return f"{int(value)} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
         value /= 1024
-    return f"{value:.1f} TB"  # not reached
+    return f"{value:.1f} TB"
 
 
 def no_space_error(exc):

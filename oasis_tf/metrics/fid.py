@@ -23,6 +23,7 @@ import warnings
 import numpy as np
 import scipy.linalg
 
+from oasis_tf.fileio import atomic_file
 from oasis_tf.metrics.extractors import extractor_info
 
 
@@ -170,12 +171,8 @@ def save_statistics(path, mu, sigma, extractor=None, **metadata) -> str:
         info = extractor_info(extractor)
         extra["extractor"] = np.asarray(info["fid_extractor"])
         extra["comparable_with_papers"] = np.asarray(info["comparable_with_papers"])
-    parent = os.path.dirname(path)
-    if parent:
-        os.makedirs(parent, exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}.npz"
-    np.savez(tmp, mu=mu, sigma=sigma, **extra)
-    os.replace(tmp, path)
+    with atomic_file(path, suffix=".npz") as tmp:
+        np.savez(tmp, mu=mu, sigma=sigma, **extra)
     return path
 
 

@@ -21,6 +21,7 @@ import os
 
 import numpy as np
 
+from oasis_tf.fileio import atomic_file
 from oasis_tf.metrics.miou import iou_from_confusion, pixel_accuracy
 
 NOT_COMPARABLE = "not comparable with published FID"
@@ -195,12 +196,8 @@ def plot_class_iou(report, path, title=None) -> str | None:
     ax.legend(fontsize=8, loc="upper right")
     ax.grid(axis="y", alpha=0.3)
     path = os.fspath(path)
-    parent = os.path.dirname(path)
-    if parent:
-        os.makedirs(parent, exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}.png"
-    fig.savefig(tmp, format="png", bbox_inches="tight")
-    os.replace(tmp, path)
+    with atomic_file(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", bbox_inches="tight")
     return path
 
 
@@ -234,14 +231,9 @@ def write_report(report, path, chart=True) -> str:
             `class_chart_path` when the report has per-class numbers.
     """
     path = os.fspath(path)
-    parent = os.path.dirname(path)
-    if parent:
-        os.makedirs(parent, exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_file(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         json.dump(_json_clean(report), f, indent=1, allow_nan=False)
         f.write("\n")
-    os.replace(tmp, path)
     if chart and report.get("classes"):
         plot_class_iou(report, class_chart_path(path))
     return path

@@ -43,6 +43,7 @@ from oasis_tf.fileio import writing
 from oasis_tf.images import make_grid, to_uint8
 from oasis_tf.losses import LOSS_NAMES
 from oasis_tf.training.ema import EMAStatisticsRefresh
+from oasis_tf.training.stop import CODES
 from oasis_tf.training.updates import global_step
 
 
@@ -185,8 +186,6 @@ class StopGuard(_StepCallback):
 def agreed_stop(stop, agree=None):
     """The reason of a stop requested in this process or (with ``agree``) in any
     worker of the job; None when none is. Every worker must call it together."""
-    from oasis_tf.training.stop import CODES
-
     votes = [0] * len(CODES)
     code = stop.code() if stop is not None else None
     if code is not None:

@@ -50,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
-from oasis_tf.fileio import writing
+from oasis_tf.fileio import replace_folder, writing
 from oasis_tf.training.manifest import DamagedCheckpointError, verify_manifest, write_manifest
 
 _CKPT = re.compile(r"^ckpt-(\d+)$")
@@ -66,19 +66,6 @@ _OPTIMIZERS = (("g", "g_optimizer"), ("d", "d_optimizer"))
 _NOT_RESTORED = ("learning_rate",)
 
 logger = logging.getLogger("oasis_tf.training")
-
-
-def _fsync_dir(path):
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def optimizer_checksum(optimizer):
@@ -334,7 +321,7 @@ class CheckpointManager:
             # a full disk: the half-written folder goes, the older checkpoints stay
             with writing(f"checkpoint {final.name}", self.directory):
                 save_training_state(self.model, tmp, state)
-                self._replace(tmp, final)
+                replace_folder(tmp, final)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -367,17 +354,6 @@ class CheckpointManager:
             return True
         return metric < best if self.best_mode == "min" else metric > best
 
-    def _replace(self, tmp, final):
-        _fsync_dir(tmp)
-        if final.exists():  # e.g. the same step saved again after a resume
-            trash = final.with_name(f".trash-{final.name}-{os.getpid()}")
-            os.replace(final, trash)
-            os.replace(tmp, final)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-        _fsync_dir(self.directory)
-
     def _copy_to_best(self, source):
         tmp = self.directory / f".tmp-best-{os.getpid()}"
         if tmp.exists():
@@ -385,7 +361,7 @@ class CheckpointManager:
         try:
             with writing("the best checkpoint (best/)", self.directory):
                 shutil.copytree(source, tmp)
-                self._replace(tmp, self.best_path)
+                replace_folder(tmp, self.best_path)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)

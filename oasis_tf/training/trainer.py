@@ -330,7 +330,7 @@ def train(config, data_root=None, runs_root="runs", resume=None, max_steps=None,
         if start_step >= total_steps:  # a run killed before its end: finish it
             context = cb.RunContext(
                 model, logger, total_steps, t.batch_size, steps_per_epoch=steps_per_epoch,
-                run=run_output.run, ema_dataset_fn=lambda: dataset_fn(),
+                run=run_output.run, ema_dataset_fn=dataset_fn,
                 ema_refresh_batches=t.ema_bn_refresh_batches)
             if state.get("ema_statistics_refreshed", True):  # every checkpoint but a stop's
                 context.mark_ema_refreshed(start_step)
@@ -514,7 +514,7 @@ def _make_callbacks(config, model, run_output, manager, dataset_fn, total_steps,
         stack.callback(writer.close)
     context = cb.RunContext(
         model, logger, total_steps, t.batch_size, steps_per_epoch=steps_per_epoch,
-        run=run_output.run, ema_dataset_fn=lambda: dataset_fn(),
+        run=run_output.run, ema_dataset_fn=dataset_fn,
         ema_refresh_batches=t.ema_bn_refresh_batches, writer=writer)
     sample_batch = _sample_batch(dataset_fn, min(8, t.batch_size))
     callbacks = [cb.NaNGuard(context), cb.StopGuard(context, stop, agree), cb.PerStepMetrics(),
